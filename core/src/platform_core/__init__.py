@@ -1,0 +1,1 @@
+"""Platform core: the host that loads plugins and runs them on Celery."""

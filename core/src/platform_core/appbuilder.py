@@ -1,0 +1,124 @@
+"""Build the one Celery app from settings and the validated registry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from celery import Task as CeleryTask
+from celery.schedules import crontab
+from kombu import Exchange, Queue
+
+from platform_sdk import Crontab, Every, RetryPolicy
+
+from . import brokers, policies
+from .registry import Registry
+from .routing import Router
+from .settings import Settings
+
+DEFAULT_QUEUE = "default"
+
+
+class PlatformTask(CeleryTask):  # type: ignore[misc]
+    """Base of every plugin task; knows which plugin contributed it."""
+
+    plugin: str = ""
+    retry_policy_name: str = "default"
+
+
+def _queue(q: Any) -> Queue:
+    arguments: dict[str, Any] = {}
+    if q.max_priority is not None:
+        arguments["x-max-priority"] = q.max_priority
+    if q.message_ttl is not None:
+        arguments["x-message-ttl"] = int(q.message_ttl * 1000)
+    if q.max_length is not None:
+        arguments["x-max-length"] = q.max_length
+    return Queue(
+        q.name,
+        Exchange(q.name, type="direct"),
+        routing_key=q.key,
+        queue_arguments=arguments or None,
+        max_priority=q.max_priority,
+    )
+
+
+def _schedule(schedule: Every | Crontab) -> Any:
+    if isinstance(schedule, Every):
+        return timedelta(seconds=schedule.seconds)
+    return crontab(
+        minute=schedule.minute,
+        hour=schedule.hour,
+        day_of_week=schedule.day_of_week,
+        day_of_month=schedule.day_of_month,
+        month_of_year=schedule.month_of_year,
+    )
+
+
+def task_routes(registry: Registry, router: Router) -> dict[str, dict[str, str]]:
+    """Exact routes for every known task, then the globs for names sent by string."""
+    routes: dict[str, dict[str, str]] = {}
+    for c in registry.tasks:
+        spec = c.item.spec
+        routes[spec.name] = {"queue": spec.queue or router.queue_of(spec.name)}
+    for c in router.routes:
+        routes.setdefault(c.item.pattern, {"queue": c.item.queue})
+    return routes
+
+
+def beat_schedule(registry: Registry) -> dict[str, dict[str, Any]]:
+    schedule: dict[str, dict[str, Any]] = {}
+    for c in registry.beat_entries:
+        entry = c.item
+        options: dict[str, Any] = {}
+        if entry.queue:
+            options["queue"] = entry.queue
+        if entry.expires:
+            options["expires"] = entry.expires
+        schedule[entry.name] = {
+            "task": entry.task,
+            "schedule": _schedule(entry.schedule),
+            "args": tuple(entry.args),
+            "kwargs": dict(entry.kwargs),
+            "options": options,
+        }
+    return schedule
+
+
+def build_app(
+    settings: Settings,
+    registry: Registry,
+    router: Router,
+    retry_policies: dict[str, RetryPolicy],
+    problems: list[str],
+) -> Celery:
+    home = settings.resolved_home
+    app = Celery("platform", set_as_current=False, task_cls=PlatformTask)
+    app.conf.update(
+        brokers.broker_config(settings),
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_queues=[_queue(c.item) for c in registry.queues],
+        task_default_queue=DEFAULT_QUEUE,
+        task_default_exchange=DEFAULT_QUEUE,
+        task_default_routing_key=DEFAULT_QUEUE,
+        task_routes=task_routes(registry, router),
+        task_track_started=True,
+        result_expires=settings.result_expires,
+        beat_schedule=beat_schedule(registry),
+        beat_schedule_filename=str(home / "beat-schedule"),
+        timezone=settings.timezone,
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=False,
+    )
+    for c in registry.tasks:
+        spec = c.item.spec
+        options = policies.task_options(spec, retry_policies, c.plugin.label, problems)
+        app.task(spec.fn, shared=False, base=PlatformTask, plugin=c.plugin.name, **options)
+    app.finalize(auto=True)
+    return app

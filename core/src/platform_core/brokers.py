@@ -1,0 +1,65 @@
+"""Broker and result-store URLs, with the embedded default under PLATFORM_HOME."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import BrokerUnavailable
+from .settings import Settings
+
+EMBEDDED = "filesystem://"
+
+
+def broker_config(settings: Settings) -> dict[str, Any]:
+    home = settings.resolved_home
+    if settings.broker_url:
+        broker = settings.broker_url
+        options: dict[str, Any] = {}
+    else:
+        broker = EMBEDDED
+        folders = {name: home / "broker" / name for name in ("queue", "control", "processed")}
+        for folder in folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        options = {
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            "control_folder": str(folders["control"]),
+            "processed_folder": str(folders["processed"]),
+            "polling_interval": 0.1,
+        }
+    if settings.result_backend:
+        backend = settings.result_backend
+    elif broker.startswith(("redis://", "rediss://")):
+        backend = broker
+    else:
+        home.mkdir(parents=True, exist_ok=True)
+        backend = f"db+sqlite:///{Path(home, 'results.sqlite3')}"
+    return {
+        "broker_url": broker,
+        "broker_transport_options": options,
+        "result_backend": backend,
+    }
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and tables."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_broker(app: Any, timeout: float = 3.0) -> None:
+    """Raise :class:`BrokerUnavailable` unless the broker answers within ``timeout``."""
+    url = app.conf.broker_url
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - kombu raises many kinds here
+        raise BrokerUnavailable(
+            f"cannot reach the broker at {redact(url)} ({type(exc).__name__}: {exc}); start it, "
+            "or point PLATFORM_BROKER_URL at a running one (unset it for the embedded broker)"
+        ) from None

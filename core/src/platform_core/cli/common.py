@@ -1,0 +1,53 @@
+"""Helpers the commands share; they import the host only when a command runs."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..host import Host
+
+
+def split_names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def load_host(plugins: str | None = None) -> Host:
+    from ..host import current
+
+    return current(plugins=split_names(plugins))
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True)
+
+
+def parse_json(option: str, value: str | None, kind: type, example: str) -> Any:
+    if value is None:
+        return kind()
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f"is not valid JSON ({exc.msg} at column {exc.colno}); e.g. {option} '{example}'",
+            param_hint=option,
+        ) from None
+    if not isinstance(parsed, kind):
+        raise click.BadParameter(
+            f"must be a JSON {'array' if kind is list else 'object'}; e.g. {option} '{example}'",
+            param_hint=option,
+        )
+    return parsed
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str, sort_keys=True)

@@ -1,0 +1,34 @@
+"""``platform inspect``: ask running workers over the broker."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import PlatformError
+from .common import dumps, load_host
+
+METHODS = ("active", "registered", "stats", "scheduled", "reserved", "active_queues", "ping")
+
+
+@click.command()
+@click.argument("what", type=click.Choice(METHODS))
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="Seconds to wait for replies.")
+@click.option("-d", "--destination", help="Comma-separated worker names to ask.")
+def inspect(what: str, timeout: float, destination: str | None) -> None:
+    """Ask the running workers what they are doing (like `celery inspect`)."""
+    from ..brokers import check_broker
+
+    host = load_host()
+    check_broker(host.app)
+    targets = destination.split(",") if destination else None
+    replies = getattr(host.app.control.inspect(timeout=timeout, destination=targets), what)()
+    if not replies:
+        raise PlatformError(
+            f"no worker answered within {timeout:g}s; start one with `platform worker`, or "
+            "raise --timeout"
+        )
+    click.echo(dumps(replies))
+
+
+COMMANDS = [inspect]

@@ -1,0 +1,139 @@
+"""``platform plugins list|show`` and ``platform queues``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ..errors import PlatformError
+from .common import console, load_host
+
+KINDS = ("tasks", "queues", "routes", "beat_entries")
+
+
+def _hooks_of(host: Any, name: str) -> list[str]:
+    hooks = {kind for kind, _ in host.registry.of_plugin(name)}
+    return sorted("settings" if k == "settings_models" else k for k in hooks)
+
+
+def _summary(host: Any) -> list[dict[str, Any]]:
+    rows = []
+    for info in host.plugins.values():
+        rows.append({
+            "name": info.name,
+            "distribution": info.distribution,
+            "version": info.version,
+            "module": info.target,
+            "hooks": _hooks_of(host, info.name),
+            **host.registry.counts(info.name),
+        })
+    return rows
+
+
+@click.group()
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_(as_json: bool) -> None:
+    """The enabled plugins and what each contributes."""
+    from rich.table import Table
+
+    host = load_host()
+    rows = _summary(host)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(header_style="bold")
+    for column in ("plugin", "distribution", "version", "hooks", *KINDS):
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(row["name"], row["distribution"], row["version"], ", ".join(row["hooks"]),
+                      *(str(row[k]) for k in KINDS))
+    console().print(table)
+
+
+def _describe(kind: str, item: Any, host: Any) -> str:
+    if kind == "tasks":
+        spec = item.spec
+        real = host.app.tasks[spec.name]
+        parts = [f"queue={host.queue_of(spec.name)}", f"retry={real.retry_policy_name}"]
+        for key in ("time_limit", "soft_time_limit", "rate_limit"):
+            if getattr(spec, key) is not None:
+                parts.append(f"{key}={getattr(spec, key)}")
+        if spec.bind:
+            parts.append("bind")
+        if spec.idempotent:
+            parts.append("idempotent")
+        return f"{spec.name}  ({', '.join(parts)})"
+    if kind == "queues":
+        return f"{item.name}  (routing key {item.key})"
+    if kind == "routes":
+        return f"{item.pattern} → {item.queue}"
+    if kind == "beat_entries":
+        return f"{item.name}: {item.task} {item.schedule.describe()}"
+    if kind == "retry_policies":
+        return (f"{item.name}: max {item.max_retries} retries, backoff {item.backoff_base}s "
+                f"→ {item.backoff_cap}s, jitter {'on' if item.jitter else 'off'}, "
+                f"on {', '.join(item.retry_on) or 'explicit retry only'}")
+    if kind == "worker_hints":
+        return ", ".join(f"{k}={v}" for k, v in item.model_dump(exclude_none=True).items())
+    if kind == "settings_models":
+        value = host.plugin_settings.get(item)
+        shown = value.model_dump(mode="json") if value is not None else {}
+        return f"{item.__name__}: {json.dumps(shown, default=str)}"
+    return repr(item)
+
+
+@plugins.command()
+@click.argument("name")
+def show(name: str) -> None:
+    """Every item plugin NAME contributes."""
+    host = load_host()
+    info = host.plugins.get(name)
+    if info is None:
+        raise PlatformError(
+            f"plugin `{name}` is not loaded (loaded: {', '.join(host.plugins) or 'none'}); "
+            "check the name with `platform plugins list`"
+        )
+    out = console()
+    out.print(f"[bold]{info.name}[/bold]  {info.distribution} {info.version}  ({info.target})")
+    grouped: dict[str, list[str]] = {}
+    for kind, c in host.registry.of_plugin(name):
+        grouped.setdefault(kind, []).append(_describe(kind, c.item, host))
+    for kind, lines in grouped.items():
+        out.print(f"\n[bold]{kind.replace('_', ' ').replace('models', 'model')}[/bold]")
+        for line in lines:
+            out.print(f"  {line}", highlight=False)
+
+
+@click.command()
+def queues() -> None:
+    """Queues, the routes into them and the plugins that declare them."""
+    from rich.table import Table
+
+    host = load_host()
+    tasks_by_queue: dict[str, list[str]] = {}
+    for c in host.registry.tasks:
+        tasks_by_queue.setdefault(host.queue_of(c.item.name), []).append(c.item.name)
+    table = Table(title="queues", header_style="bold")
+    for column in ("queue", "routing key", "plugin", "tasks"):
+        table.add_column(column)
+    for c in host.registry.queues:
+        table.add_row(c.item.name, c.item.key, c.plugin.name,
+                      ", ".join(tasks_by_queue.get(c.item.name, [])))
+    routes = Table(title="routes (most specific first)", header_style="bold")
+    for column in ("pattern", "queue", "plugin"):
+        routes.add_column(column)
+    for c in host.router.routes:
+        routes.add_row(c.item.pattern, c.item.queue, c.plugin.name)
+    out = console()
+    out.print(table)
+    out.print(routes)
+
+
+COMMANDS = [plugins, queues]

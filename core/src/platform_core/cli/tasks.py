@@ -1,0 +1,133 @@
+"""``platform send`` and ``platform result``."""
+
+from __future__ import annotations
+
+import difflib
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+
+from ..errors import PlatformError, UnknownTask
+from .common import console, dumps, load_host, parse_json
+
+READY = {"SUCCESS", "FAILURE", "REVOKED"}
+
+
+def _show_state(out: Any, state: str, info: Any) -> None:
+    if state == "PROGRESS" and isinstance(info, dict):
+        done, total = info.get("progress"), info.get("total")
+        extra = {k: v for k, v in info.items() if k not in ("progress", "total")}
+        head = f"PROGRESS {done}/{total}" if total is not None else f"PROGRESS {done}"
+        out.print(head + (f" {dumps(extra)}" if extra else ""), highlight=False)
+    else:
+        out.print(state, highlight=False)
+
+
+def _finish(out: Any, result: Any, show_traceback: bool) -> None:
+    state = result.state
+    if state == "SUCCESS":
+        out.print(dumps(result.result), highlight=False)
+        return
+    if state == "FAILURE":
+        error = result.result
+        message = f"task failed: {type(error).__name__}: {error}"
+        if show_traceback and result.traceback:
+            out.print(result.traceback, highlight=False)
+        raise click.ClickException(message)
+    raise click.ClickException(f"task ended as {state}")
+
+
+def wait_for(app: Any, task_id: str, timeout: float | None, show_traceback: bool) -> None:
+    result = app.AsyncResult(task_id)
+    out = console()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last: tuple[str, str] | None = None
+    while True:
+        state, info = result.state, result.info
+        seen = (state, repr(info) if state == "PROGRESS" else "")
+        if seen != last:
+            _show_state(out, state, info)
+            last = seen
+        if state in READY:
+            _finish(out, result, show_traceback)
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            raise PlatformError(
+                f"task {task_id} is still {state} after {timeout:g}s; if it stays PENDING, "
+                "no worker consumes its queue (check with `platform queues` and "
+                "`platform inspect active`)"
+            )
+        time.sleep(0.2)
+
+
+@click.command()
+@click.argument("task_name")
+@click.option("--args", "args_json", metavar="JSON", help="Positional arguments, a JSON array.")
+@click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments, a JSON object.")
+@click.option("--countdown", type=click.FloatRange(min=0), help="Run after S seconds.")
+@click.option("--eta", type=click.DateTime(), help="Run at this time (ISO 8601).")
+@click.option("--queue", help="Send to this queue instead of the task's route.")
+@click.option("--wait", is_flag=True, help="Show state and progress until the task ends.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="With --wait: give up after S s.")
+def send(
+    task_name: str,
+    args_json: str | None,
+    kwargs_json: str | None,
+    countdown: float | None,
+    eta: datetime | None,
+    queue: str | None,
+    wait: bool,
+    timeout: float | None,
+) -> None:
+    """Enqueue TASK_NAME and print its id."""
+    args = parse_json("--args", args_json, list, "[1, 2]")
+    kwargs = parse_json("--kwargs", kwargs_json, dict, '{"to": "a@example.com"}')
+    from ..brokers import check_broker
+
+    host = load_host()
+    known = host.registry.task_map()
+    if task_name not in known:
+        close = difflib.get_close_matches(task_name, list(known), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "see `platform plugins show NAME`"
+        raise UnknownTask(f"no enabled plugin provides task `{task_name}`; {hint}")
+    if queue is not None and queue not in host.registry.queue_map():
+        raise PlatformError(
+            f"--queue {queue} is declared by no enabled plugin; see `platform queues`"
+        )
+    check_broker(host.app)
+    options: dict[str, Any] = {}
+    if countdown is not None:
+        options["countdown"] = countdown
+    if eta is not None:
+        options["eta"] = eta
+    if queue is not None:
+        options["queue"] = queue
+    result = host.app.tasks[task_name].apply_async(args, kwargs, **options)
+    click.echo(result.id)
+    if wait:
+        wait_for(host.app, result.id, timeout, show_traceback=True)
+
+
+@click.command()
+@click.argument("task_id")
+@click.option("--traceback", "show_traceback", is_flag=True, help="Show a failure's traceback.")
+def result(task_id: str, show_traceback: bool) -> None:
+    """Show the state and result of TASK_ID."""
+    host = load_host()
+    res = host.app.AsyncResult(task_id)
+    out = console()
+    state = res.state
+    if state == "PENDING":
+        out.print(
+            "PENDING (unknown id, or not started yet: if it stays so, no worker consumes its "
+            "queue; see `platform queues` and `platform inspect active`)", highlight=False,
+        )
+        return
+    _show_state(out, state, res.info)
+    if state in READY:
+        _finish(out, res, show_traceback)
+
+
+COMMANDS = [send, result]

@@ -1,0 +1,125 @@
+"""``platform worker`` and ``platform beat``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import PlatformError
+from .common import console, load_host, split_names
+
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def select_queues(host: Any, queues: str | None) -> list[str]:
+    declared = host.registry.queue_map()
+    if queues is None:
+        if not declared:
+            raise PlatformError(
+                "the selected plugins declare no queues, so this worker would consume nothing; "
+                "select plugins that declare queues (--plugins) or name queues with -Q"
+            )
+        return list(declared)
+    chosen = split_names(queues) or []
+    unknown = [q for q in chosen if q not in declared]
+    if unknown:
+        raise PlatformError(
+            f"-Q names {', '.join(unknown)}, which no loaded plugin declares "
+            f"(declared: {', '.join(declared) or 'none'}); fix -Q or add the plugin with --plugins"
+        )
+    return chosen
+
+
+def tuning_table(host: Any, queues: list[str], tuned: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    from ..brokers import redact
+
+    table = Table(title="platform worker", show_header=True, header_style="bold")
+    table.add_column("setting")
+    table.add_column("value", overflow="fold")
+    table.add_column("from")
+    conf = host.app.conf
+    table.add_row("broker", redact(conf.broker_url), "configuration")
+    table.add_row("result backend", redact(str(conf.result_backend)), "configuration")
+    table.add_row("queues", ", ".join(queues), "plugins" if queues else "-Q")
+    for item in tuned.values():
+        value = "CPU count" if item.value is None and item.name == "concurrency" else item.value
+        table.add_row(item.name.replace("_", "-"), str("unlimited" if value is None else value),
+                      item.source)
+    for info in host.plugins.values():
+        counts = host.registry.counts(info.name)
+        table.add_row(
+            f"plugin {info.name}",
+            f"{info.distribution} {info.version}",
+            f"{counts['tasks']} tasks, {counts['queues']} queues",
+        )
+    return table
+
+
+@click.command(context_settings=PASS_THROUGH)
+@click.option("--plugins", help="Comma-separated plugins to load (default: all enabled).")
+@click.option("-Q", "--queues", help="Queues to consume (default: the loaded plugins' queues).")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1))
+@click.option("--max-tasks-per-child", type=click.IntRange(min=1))
+@click.option("--max-memory-per-child", type=click.IntRange(min=1), help="KiB.")
+@click.option("--prefetch-multiplier", type=click.IntRange(min=1))
+@click.option("-P", "--pool", type=click.Choice(["prefork", "threads", "solo"]))
+@click.option("-l", "--loglevel", default="INFO", show_default=True)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(
+    plugins: str | None,
+    queues: str | None,
+    loglevel: str,
+    celery_args: tuple[str, ...],
+    **cli_tuning: Any,
+) -> None:
+    """Start a worker for the selected plugins. Other Celery worker options pass through."""
+    from ..brokers import check_broker
+    from ..tuning import effective
+
+    host = load_host(plugins)
+    chosen = select_queues(host, queues)
+    tuned = effective(cli_tuning, host.settings.worker,
+                      (c for c in host.registry.worker_hints))
+    console().print(tuning_table(host, chosen, tuned))
+    check_broker(host.app)
+    argv = ["worker", "-Q", ",".join(chosen), "-l", loglevel,
+            "-P", str(tuned["pool"].value),
+            "--prefetch-multiplier", str(tuned["prefetch_multiplier"].value)]
+    for name in ("concurrency", "max_tasks_per_child", "max_memory_per_child"):
+        if tuned[name].value is not None:
+            argv += [f"--{name.replace('_', '-')}", str(tuned[name].value)]
+    host.app.worker_main([*argv, *celery_args])
+
+
+@click.command(context_settings=PASS_THROUGH)
+@click.option("--plugins", help="Run only these plugins' entries (needs --partial).")
+@click.option("--partial", is_flag=True,
+              help="Allow a beat that runs only some enabled plugins' entries.")
+@click.option("-l", "--loglevel", default="INFO", show_default=True)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(plugins: str | None, partial: bool, loglevel: str, celery_args: tuple[str, ...]) -> None:
+    """Run the scheduler with the beat entries of every enabled plugin."""
+    from rich.table import Table
+
+    from ..brokers import check_broker
+
+    if plugins is not None and not partial:
+        raise PlatformError(
+            "platform beat runs every enabled plugin's entries; --plugins would silently drop "
+            "the others' periodic work. Add --partial if that is what you want"
+        )
+    host = load_host(plugins)
+    table = Table(title="platform beat", header_style="bold")
+    for column in ("entry", "task", "schedule", "plugin"):
+        table.add_column(column)
+    for c in host.registry.beat_entries:
+        table.add_row(c.item.name, c.item.task, c.item.schedule.describe(), c.plugin.name)
+    console().print(table)
+    check_broker(host.app)
+    host.app.start(["beat", "-l", loglevel, *celery_args])
+
+
+COMMANDS = [worker, beat]

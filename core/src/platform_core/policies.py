@@ -1,0 +1,96 @@
+"""Shared retry policies and how they become Celery task options."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from platform_sdk import RetryPolicy, TaskSpec
+
+from .registry import Registry
+from .settings import Settings
+
+BUILTIN: dict[str, RetryPolicy] = {
+    "default": RetryPolicy(name="default", max_retries=3, backoff_base=2, backoff_cap=600),
+    "network": RetryPolicy(
+        name="network",
+        max_retries=5,
+        backoff_base=2,
+        backoff_cap=300,
+        retry_on=(
+            "builtins.ConnectionError",
+            "builtins.TimeoutError",
+            "socket.gaierror",
+            "smtplib.SMTPServerDisconnected",
+            "smtplib.SMTPConnectError",
+        ),
+    ),
+}
+
+
+def resolve(settings: Settings, registry: Registry, problems: list[str]) -> dict[str, RetryPolicy]:
+    """Built-in and plugin policies, with the operator's overrides applied."""
+    policies = dict(BUILTIN)
+    for c in registry.retry_policies:
+        policies.setdefault(c.item.name, c.item)
+    for name, override in settings.retry_policies.items():
+        if name not in policies:
+            problems.append(
+                f"configuration overrides retry policy `{name}`, which does not exist "
+                f"(known: {', '.join(sorted(policies))}); fix the name under [retry_policies]"
+            )
+            continue
+        merged = policies[name].model_dump() | override.model_dump(exclude_none=True)
+        try:
+            policies[name] = RetryPolicy.model_validate(merged)
+        except ValueError as exc:
+            problems.append(f"configuration for retry policy `{name}` is invalid: {exc}")
+    return policies
+
+
+def exception_class(dotted: str) -> type[BaseException]:
+    module, _, attr = dotted.rpartition(".")
+    value = getattr(importlib.import_module(module), attr)
+    if not (isinstance(value, type) and issubclass(value, BaseException)):
+        raise TypeError(f"{dotted} is not an exception class")
+    return value
+
+
+def task_options(
+    spec: TaskSpec, policies: dict[str, RetryPolicy], owner: str, problems: list[str]
+) -> dict[str, Any]:
+    """Celery task options for ``spec``; the task's own Celery options win."""
+    if isinstance(spec.retry, RetryPolicy):
+        policy = spec.retry
+    else:
+        policy = policies[spec.retry or "default"]
+    errors: list[type[BaseException]] = []
+    for dotted in policy.retry_on:
+        try:
+            errors.append(exception_class(dotted))
+        except (ImportError, AttributeError, TypeError) as exc:
+            problems.append(
+                f"{owner} task `{spec.name}`: retry policy `{policy.name}` retries on "
+                f"`{dotted}`, which cannot be imported ({exc}); use a dotted exception name"
+            )
+    options: dict[str, Any] = {
+        "name": spec.name,
+        "bind": spec.bind,
+        "max_retries": policy.max_retries,
+        "default_retry_delay": policy.backoff_base,
+        "retry_backoff": policy.backoff_base,
+        "retry_backoff_max": policy.backoff_cap,
+        "retry_jitter": policy.jitter,
+        "retry_policy_name": policy.name,
+        "acks_late": spec.idempotent,
+        "reject_on_worker_lost": spec.idempotent,
+        "ignore_result": spec.ignore_result,
+    }
+    if errors:
+        options["autoretry_for"] = tuple(errors)
+    for key in ("time_limit", "soft_time_limit", "rate_limit", "queue"):
+        value = getattr(spec, key)
+        if value is not None:
+            options[key] = value
+    options.update(spec.options)
+    return options

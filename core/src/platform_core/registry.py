@@ -1,0 +1,166 @@
+"""Everything the enabled plugins contribute, each item tagged with its plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from platform_sdk import BeatEntry, Queue, RetryPolicy, Route, Task, WorkerHints
+
+from .discovery import PluginInfo
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Contribution(Generic[T]):
+    item: T
+    plugin: PluginInfo
+
+
+@dataclass
+class Registry:
+    plugins: dict[str, PluginInfo]
+    tasks: list[Contribution[Task[..., Any]]] = field(default_factory=list)
+    queues: list[Contribution[Queue]] = field(default_factory=list)
+    routes: list[Contribution[Route]] = field(default_factory=list)
+    beat_entries: list[Contribution[BeatEntry]] = field(default_factory=list)
+    retry_policies: list[Contribution[RetryPolicy]] = field(default_factory=list)
+    worker_hints: list[Contribution[WorkerHints]] = field(default_factory=list)
+    settings_models: list[Contribution[type[BaseModel]]] = field(default_factory=list)
+
+    def bucket(self, hook: str) -> list[Any]:
+        attr = hook.removeprefix("register_")
+        if attr == "settings":
+            attr = "settings_models"
+        bucket: list[Any] = getattr(self, attr)
+        return bucket
+
+    def task_map(self) -> dict[str, Contribution[Task[..., Any]]]:
+        return {c.item.name: c for c in self.tasks}
+
+    def queue_map(self) -> dict[str, Contribution[Queue]]:
+        return {c.item.name: c for c in self.queues}
+
+    def of_plugin(self, name: str) -> Iterator[tuple[str, Contribution[Any]]]:
+        for kind in ("tasks", "queues", "routes", "beat_entries", "retry_policies",
+                     "worker_hints", "settings_models"):
+            for c in getattr(self, kind):
+                if c.plugin.name == name:
+                    yield kind, c
+
+    def counts(self, name: str) -> dict[str, int]:
+        counts = {"tasks": 0, "queues": 0, "routes": 0, "beat_entries": 0}
+        for kind, _ in self.of_plugin(name):
+            if kind in counts:
+                counts[kind] += 1
+        return counts
+
+
+def _duplicates(
+    items: list[Contribution[Any]], key: Callable[[Any], str], what: str, problems: list[str]
+) -> None:
+    seen: dict[str, Contribution[Any]] = {}
+    for c in items:
+        name = key(c.item)
+        first = seen.get(name)
+        if first is None:
+            seen[name] = c
+        elif first.plugin == c.plugin:
+            problems.append(f"{c.plugin.label} declares {what} `{name}` twice; remove one")
+        else:
+            problems.append(
+                f"{c.plugin.label} declares {what} `{name}`, already declared by "
+                f"{first.plugin.label}; rename one of them or disable one plugin"
+            )
+
+
+def validate(
+    registry: Registry,
+    builtin_policies: dict[str, RetryPolicy],
+    default_queue: str,
+    queue_of: Callable[[str], str],
+    problems: list[str],
+) -> None:
+    """Append a message to ``problems`` for everything that cannot run as declared."""
+    _duplicates(registry.tasks, lambda t: t.name, "task", problems)
+    _duplicates(registry.queues, lambda q: q.name, "queue", problems)
+    _duplicates(registry.beat_entries, lambda b: b.name, "beat entry", problems)
+    _duplicates(registry.retry_policies, lambda p: p.name, "retry policy", problems)
+
+    for c in registry.retry_policies:
+        if c.item.name in builtin_policies:
+            problems.append(
+                f"{c.plugin.label} declares retry policy `{c.item.name}`, which is built in; "
+                "choose another name (operators change built-in policies in configuration)"
+            )
+    for kind in ("worker_hints", "settings_models"):
+        counted: dict[str, int] = {}
+        for c in getattr(registry, kind):
+            counted[c.plugin.name] = counted.get(c.plugin.name, 0) + 1
+        for name, n in counted.items():
+            if n > 1:
+                label = registry.plugins[name].label
+                hook = "register_" + ("worker_hints" if kind == "worker_hints" else "settings")
+                problems.append(f"{label} registers {n} items in {hook}; register one")
+
+    queues = registry.queue_map()
+    declared = ", ".join(sorted(queues)) or "none"
+    policies = set(builtin_policies) | {c.item.name for c in registry.retry_policies}
+
+    for c in registry.routes:
+        if c.item.queue not in queues:
+            problems.append(
+                f"{c.plugin.label} routes `{c.item.pattern}` to queue `{c.item.queue}`, which no "
+                f"enabled plugin declares (declared: {declared}); declare it with "
+                "register_queues or enable the plugin that does"
+            )
+    for c in registry.tasks:
+        spec = c.item.spec
+        if spec.queue is not None and spec.queue not in queues:
+            problems.append(
+                f"{c.plugin.label} task `{spec.name}` names queue `{spec.queue}`, which no "
+                f"enabled plugin declares (declared: {declared}); declare it with register_queues"
+            )
+        elif spec.queue is None:
+            target = queue_of(spec.name)
+            if target not in queues:
+                problems.append(
+                    f"{c.plugin.label} task `{spec.name}` matches no route and would go to the "
+                    f"default queue `{default_queue}`, which no enabled plugin declares; add a "
+                    "route or give the task queue=..."
+                )
+        if isinstance(spec.retry, str) and spec.retry not in policies:
+            problems.append(
+                f"{c.plugin.label} task `{spec.name}` uses retry policy `{spec.retry}`, which "
+                f"does not exist (known: {', '.join(sorted(policies))}); register it with "
+                "register_retry_policies or use a known one"
+            )
+        if (
+            spec.soft_time_limit is not None
+            and spec.time_limit is not None
+            and spec.soft_time_limit >= spec.time_limit
+        ):
+            problems.append(
+                f"{c.plugin.label} task `{spec.name}` has soft_time_limit "
+                f"{spec.soft_time_limit:g}s not below time_limit {spec.time_limit:g}s; "
+                "the soft limit must come first"
+            )
+
+    tasks = registry.task_map()
+    for c in registry.beat_entries:
+        entry = c.item
+        if entry.task not in tasks:
+            close = [n for n in tasks if n.rsplit(".", 1)[-1] == entry.task.rsplit(".", 1)[-1]]
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            problems.append(
+                f"{c.plugin.label} beat entry `{entry.name}` runs task `{entry.task}`, which no "
+                f"enabled plugin provides{hint}; fix the name or enable the plugin providing it"
+            )
+        if entry.queue is not None and entry.queue not in queues:
+            problems.append(
+                f"{c.plugin.label} beat entry `{entry.name}` sends to queue `{entry.queue}`, "
+                f"which no enabled plugin declares (declared: {declared})"
+            )

@@ -1,0 +1,107 @@
+"""Platform settings: ``PLATFORM_*`` environment variables and ``platform.toml``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "PLATFORM_CONFIG"
+DEFAULT_CONFIG_FILE = "platform.toml"
+
+
+def config_file() -> Path:
+    return Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+
+
+class WorkerSettings(BaseModel):
+    """Operator's worker tuning; unset values fall back to plugin hints, then defaults."""
+
+    concurrency: int | None = Field(default=None, ge=1)
+    max_tasks_per_child: int | None = Field(default=None, ge=1)
+    max_memory_per_child: int | None = Field(default=None, ge=1, description="KiB")
+    prefetch_multiplier: int | None = Field(default=None, ge=1)
+    pool: Literal["prefork", "threads", "solo"] | None = None
+
+
+class RetryPolicyOverride(BaseModel):
+    """Fields of a named retry policy the operator replaces."""
+
+    max_retries: int | None = Field(default=None, ge=0)
+    backoff_base: int | None = Field(default=None, ge=1)
+    backoff_cap: int | None = Field(default=None, ge=1)
+    jitter: bool | None = None
+    retry_on: tuple[str, ...] | None = None
+
+
+def _split_names(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PLATFORM_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    home: Path = Field(default=Path(".platform"), description="Data directory.")
+    broker_url: str | None = Field(
+        default=None, description="Unset: embedded filesystem broker under home."
+    )
+    result_backend: str | None = Field(
+        default=None, description="Unset: Redis when the broker is Redis, else SQLite under home."
+    )
+    plugins: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Allowlist of plugin names; unset enables every plugin."
+    )
+    disabled_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    timezone: str = "UTC"
+    result_expires: int = Field(default=86400, ge=1, description="Seconds.")
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    retry_policies: dict[str, RetryPolicyOverride] = Field(default_factory=dict)
+    plugin: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-plugin settings: [plugin.NAME] tables."
+    )
+
+    @field_validator("plugins", "disabled_plugins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split_names(value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+
+def plugin_values(settings: Settings, plugin: str) -> dict[str, Any]:
+    """Raw values for one plugin's settings model: toml table, then env overrides."""
+    values = dict(settings.plugin.get(plugin, {}))
+    prefix = f"PLATFORM_{plugin.upper().replace('-', '_')}__"
+    for key, value in os.environ.items():
+        if key.upper().startswith(prefix):
+            values[key[len(prefix):].lower()] = value
+    return values

@@ -1,0 +1,57 @@
+"""Effective worker settings: CLI flag > configuration > strictest plugin hint > default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from platform_sdk import WorkerHints
+
+from .registry import Contribution
+from .settings import WorkerSettings
+
+DEFAULTS: dict[str, Any] = {
+    "concurrency": None,  # Celery's default: the number of CPUs
+    "max_tasks_per_child": 1000,
+    "max_memory_per_child": None,
+    "prefetch_multiplier": 4,
+    "pool": "prefork",
+}
+STRICTEST_IS_SMALLEST = {"max_tasks_per_child", "max_memory_per_child", "concurrency",
+                         "prefetch_multiplier"}
+
+
+@dataclass(frozen=True)
+class Tuned:
+    name: str
+    value: Any
+    source: str
+
+
+def effective(
+    cli: Mapping[str, Any],
+    configured: WorkerSettings,
+    hints: Iterable[Contribution[WorkerHints]],
+) -> dict[str, Tuned]:
+    hints = list(hints)
+    result: dict[str, Tuned] = {}
+    for name, default in DEFAULTS.items():
+        if cli.get(name) is not None:
+            result[name] = Tuned(name, cli[name], "command line")
+            continue
+        value = getattr(configured, name)
+        if value is not None:
+            result[name] = Tuned(name, value, "configuration")
+            continue
+        offered = [(getattr(c.item, name), c.plugin.name) for c in hints
+                   if getattr(c.item, name) is not None]
+        if offered and name in STRICTEST_IS_SMALLEST:
+            value, plugin = min(offered, key=lambda pair: pair[0])
+            result[name] = Tuned(name, value, f"hint of plugin {plugin}")
+        elif offered and len({v for v, _ in offered}) == 1:
+            plugins = ", ".join(p for _, p in offered)
+            result[name] = Tuned(name, offered[0][0], f"hint of plugin {plugins}")
+        else:
+            result[name] = Tuned(name, default, "platform default")
+    return result

@@ -1,0 +1,1 @@
+"""Bundled plugin: housekeeping tasks, e-mail and the weekly report."""

@@ -1,0 +1,1 @@
+"""Bundled plugin: stock list sync, data processing and heavy computations."""
