@@ -115,6 +115,7 @@ def build_app(
         enable_utc=True,
         broker_connection_retry_on_startup=True,
         worker_send_task_events=False,
+        worker_pool="platform_core.prefork:PreforkPool",
     )
     for c in registry.tasks:
         spec = c.item.spec
