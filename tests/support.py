@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -66,6 +67,7 @@ class PluginFactory:
 class Process:
     popen: subprocess.Popen[bytes]
     log: Path
+    node: str = ""
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -87,12 +89,9 @@ class Process:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- log ---\n{self.output()[-4000:]}") from None
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def stop(self, timeout: float = 15.0) -> int:
         if self.alive():
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            self.popen.send_signal(signal.SIGTERM)  # warm shutdown, as a supervisor does
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -152,9 +151,10 @@ class PlatformEnv:
 
     def worker(self, *args: str, ready: bool = True) -> Process:
         """``platform worker`` with a unique node name, waited for until it is ready."""
-        node = f"w{uuid.uuid4().hex[:8]}@%h"
+        node = f"w{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
         process = self.spawn("worker", "-n", node, "-c", "2", "--without-gossip",
                              "--without-mingle", *args, name="worker")
+        process.node = node
         if ready:
             process.wait_for_log(" ready.")
         return process

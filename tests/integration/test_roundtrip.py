@@ -25,8 +25,9 @@ def test_bound_task_reports_progress(broker_env: PlatformEnv) -> None:
     result = process_data.delay(3)
     seen = []
     while not result.ready():
-        if result.state == "PROGRESS":
-            seen.append((result.info["progress"], result.info["total"]))
+        meta = result.backend.get_task_meta(result.id)  # state and info read together
+        if meta["status"] == "PROGRESS":
+            seen.append((meta["result"]["progress"], meta["result"]["total"]))
     value = result.get(timeout=30)
     assert value["data_id"] == 3 and value["result"]["points"] == 10_000
     assert seen, "no PROGRESS state was observed"
@@ -60,14 +61,15 @@ def test_apply_async_countdown_and_explicit_queue(broker_env: PlatformEnv) -> No
 
 
 def test_inspect_answers_from_running_worker(broker_env: PlatformEnv) -> None:
-    broker_env.worker("--plugins", "admin")
-    registered = broker_env.run("inspect", "registered", "--timeout", "5")
+    node = broker_env.worker("--plugins", "admin").node
+    registered = broker_env.run("inspect", "registered", "--timeout", "10", "-d", node)
     assert registered.returncode == 0, output_of(registered)
     replies = json.loads(registered.stdout)
+    assert list(replies) == [node]
     (names,) = replies.values()
     assert {"admin.print_hello", "admin.send_email", "admin.weekly_report"} <= set(names)
     assert not any(name.startswith("quant.") for name in names)
     for what in ("active", "stats", "scheduled", "reserved"):
-        answer = broker_env.run("inspect", what, "--timeout", "5")
+        answer = broker_env.run("inspect", what, "--timeout", "10", "-d", node)
         assert answer.returncode == 0, output_of(answer)
         assert json.loads(answer.stdout)

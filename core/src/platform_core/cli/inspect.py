@@ -22,7 +22,10 @@ def inspect(what: str, timeout: float, destination: str | None) -> None:
     host = load_host()
     check_broker(host.app)
     targets = destination.split(",") if destination else None
-    replies = getattr(host.app.control.inspect(timeout=timeout, destination=targets), what)()
+    # With named workers, stop waiting as soon as each has answered.
+    limit = len(targets) if targets else None
+    inspector = host.app.control.inspect(timeout=timeout, destination=targets, limit=limit)
+    replies = getattr(inspector, what)()
     if not replies:
         raise PlatformError(
             f"no worker answered within {timeout:g}s; start one with `platform worker`, or "
