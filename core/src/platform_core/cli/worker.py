@@ -119,6 +119,7 @@ def beat(plugins: str | None, partial: bool, loglevel: str, celery_args: tuple[s
         table.add_row(c.item.name, c.item.task, c.item.schedule.describe(), c.plugin.name)
     console().print(table)
     check_broker(host.app)
+    host.settings.resolved_home.mkdir(parents=True, exist_ok=True)  # holds the schedule file
     host.app.start(["beat", "-l", loglevel, *celery_args])
 
 

@@ -1,0 +1,1 @@
+"""Example Platform plugin: greetings, a counter that reports progress, a guestbook."""
