@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -98,10 +99,8 @@ class Process:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(10)
         else:
-            try:  # reap children a crashed parent left behind
+            with contextlib.suppress(ProcessLookupError):  # children a crashed parent left
                 os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return self.popen.returncode
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def flaky_env(platform_env: PlatformEnv, redis_url: str) -> PlatformEnv:
 
 def gaps(log: Path) -> list[float]:
     times = [json.loads(line) for line in log.read_text().splitlines()]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def test_autoretry_backs_off_exponentially_then_succeeds(flaky_env: PlatformEnv,

@@ -6,7 +6,6 @@ import json
 
 from platform_admin.tasks import print_hello
 from platform_quant.tasks import process_data
-
 from tests.support import PlatformEnv, output_of
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from celery import Task as CeleryTask
 from celery.schedules import crontab
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from platform_sdk import Crontab, Every, RetryPolicy
 
@@ -62,8 +62,8 @@ def task_routes(registry: Registry, router: Router) -> dict[str, dict[str, str]]
     for c in registry.tasks:
         spec = c.item.spec
         routes[spec.name] = {"queue": spec.queue or router.queue_of(spec.name)}
-    for c in router.routes:
-        routes.setdefault(c.item.pattern, {"queue": c.item.queue})
+    for route in router.routes:
+        routes.setdefault(route.item.pattern, {"queue": route.item.queue})
     return routes
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Celery
 from pydantic import BaseModel, ValidationError
+
 from platform_sdk import RetryPolicy, runtime
 
 from . import discovery, policies

@@ -9,6 +9,7 @@ from typing import Any
 
 import pluggy
 from pydantic import BaseModel, ValidationError
+
 from platform_sdk import BeatEntry, Queue, RetryPolicy, Route, Task, WorkerHints, hookspecs
 
 from .discovery import LoadedPlugin, PluginInfo
@@ -52,13 +53,17 @@ def _check_hook_names(pm: pluggy.PluginManager, plugin: LoadedPlugin, problems: 
                 f"{hint}"
             )
             ok = False
-        elif not marked and attr in HOOKS and inspect.isfunction(value):
-            if getattr(value, "__module__", None) == getattr(module, "__name__", None):
-                problems.append(
-                    f"{plugin.info.label} defines `{attr}` without @platform_sdk.hookimpl, "
-                    "so the host would never call it; decorate it with @hookimpl"
-                )
-                ok = False
+        elif (
+            not marked
+            and attr in HOOKS
+            and inspect.isfunction(value)
+            and getattr(value, "__module__", None) == getattr(module, "__name__", None)
+        ):
+            problems.append(
+                f"{plugin.info.label} defines `{attr}` without @platform_sdk.hookimpl, "
+                "so the host would never call it; decorate it with @hookimpl"
+            )
+            ok = False
     return ok
 
 

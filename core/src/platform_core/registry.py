@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
+
 from platform_sdk import BeatEntry, Queue, RetryPolicy, Route, Task, WorkerHints
 
 from .discovery import PluginInfo
@@ -90,10 +91,11 @@ def validate(
     _duplicates(registry.beat_entries, lambda b: b.name, "beat entry", problems)
     _duplicates(registry.retry_policies, lambda p: p.name, "retry policy", problems)
 
-    for c in registry.retry_policies:
-        if c.item.name in builtin_policies:
+    for policy in registry.retry_policies:
+        if policy.item.name in builtin_policies:
             problems.append(
-                f"{c.plugin.label} declares retry policy `{c.item.name}`, which is built in; "
+                f"{policy.plugin.label} declares retry policy `{policy.item.name}`, which is "
+                "built in; "
                 "choose another name (operators change built-in policies in configuration)"
             )
     for kind in ("worker_hints", "settings_models"):
@@ -110,10 +112,11 @@ def validate(
     declared = ", ".join(sorted(queues)) or "none"
     policies = set(builtin_policies) | {c.item.name for c in registry.retry_policies}
 
-    for c in registry.routes:
-        if c.item.queue not in queues:
+    for route in registry.routes:
+        if route.item.queue not in queues:
             problems.append(
-                f"{c.plugin.label} routes `{c.item.pattern}` to queue `{c.item.queue}`, which no "
+                f"{route.plugin.label} routes `{route.item.pattern}` to queue "
+                f"`{route.item.queue}`, which no "
                 f"enabled plugin declares (declared: {declared}); declare it with "
                 "register_queues or enable the plugin that does"
             )
@@ -150,17 +153,17 @@ def validate(
             )
 
     tasks = registry.task_map()
-    for c in registry.beat_entries:
-        entry = c.item
+    for beat in registry.beat_entries:
+        entry = beat.item
         if entry.task not in tasks:
             close = [n for n in tasks if n.rsplit(".", 1)[-1] == entry.task.rsplit(".", 1)[-1]]
             hint = f" (did you mean `{close[0]}`?)" if close else ""
             problems.append(
-                f"{c.plugin.label} beat entry `{entry.name}` runs task `{entry.task}`, which no "
+                f"{beat.plugin.label} beat entry `{entry.name}` runs task `{entry.task}`, which no "
                 f"enabled plugin provides{hint}; fix the name or enable the plugin providing it"
             )
         if entry.queue is not None and entry.queue not in queues:
             problems.append(
-                f"{c.plugin.label} beat entry `{entry.name}` sends to queue `{entry.queue}`, "
+                f"{beat.plugin.label} beat entry `{entry.name}` sends to queue `{entry.queue}`, "
                 f"which no enabled plugin declares (declared: {declared})"
             )

@@ -110,7 +110,9 @@ class Crontab(_Model):
     day_of_month: str = "*"
     month_of_year: str = "*"
 
-    @field_validator("minute", "hour", "day_of_week", "day_of_month", "month_of_year", mode="before")
+    @field_validator(
+        "minute", "hour", "day_of_week", "day_of_month", "month_of_year", mode="before"
+    )
     @classmethod
     def _as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
@@ -176,7 +178,7 @@ class RetryPolicy(_Model):
     @field_validator("retry_on", mode="before")
     @classmethod
     def _dotted(cls, value: Any) -> Any:
-        if isinstance(value, type) or isinstance(value, str):
+        if isinstance(value, type | str):
             value = (value,)
         return tuple(
             f"{item.__module__}.{item.__qualname__}" if isinstance(item, type) else item

@@ -123,14 +123,14 @@ def queues() -> None:
     table = Table(title="queues", header_style="bold")
     for column in ("queue", "routing key", "plugin", "tasks"):
         table.add_column(column)
-    for c in host.registry.queues:
-        table.add_row(c.item.name, c.item.key, c.plugin.name,
-                      ", ".join(tasks_by_queue.get(c.item.name, [])))
+    for queue in host.registry.queues:
+        table.add_row(queue.item.name, queue.item.key, queue.plugin.name,
+                      ", ".join(tasks_by_queue.get(queue.item.name, [])))
     routes = Table(title="routes (most specific first)", header_style="bold")
     for column in ("pattern", "queue", "plugin"):
         routes.add_column(column)
-    for c in host.router.routes:
-        routes.add_row(c.item.pattern, c.item.queue, c.plugin.name)
+    for route in host.router.routes:
+        routes.add_row(route.item.pattern, route.item.queue, route.plugin.name)
     out = console()
     out.print(table)
     out.print(routes)

@@ -8,8 +8,17 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, create_engine, func
-from sqlalchemy import select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    func,
+    select,
+)
 
 metadata = MetaData()
 

@@ -1,0 +1,45 @@
+"""Development sessions: nox -s tests | lint | typecheck | demo | bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.default_venv_backend = "venv"
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PACKAGES = ["-e", "sdk", "-e", "core", "-e", "plugins/admin", "-e", "plugins/quant[postgresql]"]
+
+
+def install(session: nox.Session, *groups: str) -> None:
+    session.install("--upgrade", "pip")
+    session.install(*PACKAGES)
+    for group in groups:
+        session.install(*nox.project.dependency_groups(PYPROJECT, group))
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """The whole suite: unit tests and real workers on the embedded broker, Redis, PostgreSQL."""
+    install(session, "test")
+    args = session.posargs or ["-n", "2", "--durations=15"]
+    session.run("pytest", *args)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    install(session, "typecheck")
+    session.run("mypy")
+
+
+@nox.session(python="3.11")
+def demo(session: nox.Session) -> None:
+    """Worker and beat on the embedded broker; the bundled plugins' sample tasks and results."""
+    install(session, "test")
+    session.run("python", "scripts/demo.py", *session.posargs)
