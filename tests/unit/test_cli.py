@@ -360,3 +360,10 @@ def test_worker_with_an_uninstalled_plugin(platform_env: PlatformEnv) -> None:
     assert "Traceback" not in result.stderr
     assert "plugin `qunat` was requested (--plugins / PLATFORM_PLUGINS) but is not installed" \
         in result.stderr
+
+
+def test_worker_with_a_requested_but_disabled_plugin(platform_env: PlatformEnv) -> None:
+    platform_env.set(PLATFORM_DISABLED_PLUGINS="admin")
+    line = one_line_error(platform_env.run("worker", "--plugins", "admin"))
+    assert "admin" in line
+    assert "PLATFORM_DISABLED_PLUGINS" in line

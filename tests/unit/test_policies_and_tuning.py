@@ -11,7 +11,6 @@ import pytest
 from platform_core.errors import ConfigurationError
 from platform_core.host import Host
 from platform_core.policies import BUILTIN
-from platform_core.settings import WorkerSettings
 from platform_core.tuning import DEFAULTS, effective
 from tests.support import PlatformEnv, output_of
 
@@ -156,13 +155,6 @@ def test_override_making_a_policy_invalid(platform_env: PlatformEnv) -> None:
     assert "backoff_cap (1) is below backoff_base (2)" in problem
 
 
-def test_override_with_a_bad_value(platform_env: PlatformEnv) -> None:
-    platform_env.set(PLATFORM_RETRY_POLICIES__NETWORK__MAX_RETRIES="-1")
-    with pytest.raises(Exception) as caught:  # pydantic-settings refuses the setting itself
-        bundled(platform_env)
-    assert "max_retries" in str(caught.value)
-
-
 # --- inline policies and task options -------------------------------------------------
 
 INLINE = """
@@ -271,17 +263,6 @@ def test_platform_defaults_without_hints(platform_env: PlatformEnv) -> None:
     tuned = effective({}, host.settings.worker, host.registry.worker_hints)
     assert {name: t.value for name, t in tuned.items()} == DEFAULTS
     assert {t.source for t in tuned.values()} == {"platform default"}
-
-
-def test_conflicting_pool_hints_fall_back_to_the_default() -> None:
-    from platform_core.discovery import PluginInfo
-    from platform_core.registry import Contribution
-    from platform_sdk import WorkerHints
-
-    hints = [Contribution(WorkerHints(pool="threads"), PluginInfo("a", "d", "1", "m")),
-             Contribution(WorkerHints(pool="solo"), PluginInfo("b", "d", "1", "m"))]
-    tuned = effective({}, WorkerSettings(), hints)
-    assert (tuned["pool"].value, tuned["pool"].source) == ("prefork", "platform default")
 
 
 def test_quant_hints(platform_env: PlatformEnv) -> None:

@@ -44,7 +44,11 @@ def broker_config(settings: Settings) -> dict[str, Any]:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and tables."""
+    """The URL without its passwords (also in ``;``-separated failover lists)."""
+    return ";".join(_redact_one(part) for part in url.split(";"))
+
+
+def _redact_one(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url

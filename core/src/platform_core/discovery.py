@@ -71,6 +71,13 @@ def load(
                     f"plugin `{name}` was requested (--plugins / PLATFORM_PLUGINS) but is not "
                     f"installed; installed plugins: {known}. Install its package or fix the name."
                 )
+    if allow is not None:
+        for name in allow:
+            if name in deny:
+                problems.append(
+                    f"plugin `{name}` is both requested (--plugins / PLATFORM_PLUGINS) and "
+                    "disabled (PLATFORM_DISABLED_PLUGINS); remove it from one of them"
+                )
     selected = [
         name
         for name in sorted(available)

@@ -14,8 +14,10 @@ class ConfigurationError(PlatformError):
 
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems = list(problems)
-        count = len(self.problems)
-        head = f"the platform cannot start: {count} problem{'s' if count != 1 else ''}"
+        if len(self.problems) == 1:
+            super().__init__(f"the platform cannot start: {self.problems[0]}")
+            return
+        head = f"the platform cannot start: {len(self.problems)} problems"
         super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
 
 

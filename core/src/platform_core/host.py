@@ -18,7 +18,7 @@ from .errors import ConfigurationError
 from .manager import collect, new_manager, register_plugins
 from .registry import Registry, validate
 from .routing import Router
-from .settings import Settings, plugin_values
+from .settings import Settings, load_settings, plugin_env_prefix, plugin_values
 
 IN_PROCESS = "registered in process"
 
@@ -50,7 +50,7 @@ def _plugin_settings(
         try:
             resolved[c.item] = c.item.model_validate(values)
         except ValidationError as exc:
-            prefix = f"PLATFORM_{c.plugin.name.upper()}__"
+            prefix = plugin_env_prefix(c.plugin.name)
             for err in exc.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "(model)"
                 problems.append(
@@ -68,7 +68,7 @@ def build(
     bind: bool = True,
 ) -> Host:
     """Load, validate and build. ``plugins`` narrows the configured allowlist."""
-    settings = settings or Settings()
+    settings = settings or load_settings()
     problems: list[str] = []
     allow = list(plugins) if plugins is not None else settings.plugins
     if plugins is not None and settings.plugins is not None:
@@ -88,7 +88,7 @@ def build(
     registry = collect(pm, infos, problems)
     retry_policies = policies.resolve(settings, registry, problems)
     router = Router(registry.routes, DEFAULT_QUEUE)
-    validate(registry, policies.BUILTIN, DEFAULT_QUEUE, router.queue_of, problems)
+    validate(registry, policies.BUILTIN, DEFAULT_QUEUE, router.match, problems)
     plugin_settings = _plugin_settings(settings, registry, problems)
     if problems:
         raise ConfigurationError(problems)

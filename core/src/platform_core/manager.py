@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -37,6 +38,17 @@ def new_manager() -> pluggy.PluginManager:
     return pm
 
 
+def _defined_by(plugin: object, value: object) -> bool:
+    """Whether ``value`` is the plugin's own function or method (not an imported name)."""
+    if inspect.ismethod(value):
+        return True
+    if not inspect.isfunction(value):
+        return False
+    if isinstance(plugin, ModuleType):
+        return value.__module__ == plugin.__name__
+    return True
+
+
 def _check_hook_names(pm: pluggy.PluginManager, plugin: LoadedPlugin, problems: list[str]) -> bool:
     ok = True
     module = plugin.module
@@ -53,12 +65,7 @@ def _check_hook_names(pm: pluggy.PluginManager, plugin: LoadedPlugin, problems: 
                 f"{hint}"
             )
             ok = False
-        elif (
-            not marked
-            and attr in HOOKS
-            and inspect.isfunction(value)
-            and getattr(value, "__module__", None) == getattr(module, "__name__", None)
-        ):
+        elif not marked and attr in HOOKS and _defined_by(module, value):
             problems.append(
                 f"{plugin.info.label} defines `{attr}` without @platform_sdk.hookimpl, "
                 "so the host would never call it; decorate it with @hookimpl"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -82,7 +83,7 @@ def validate(
     registry: Registry,
     builtin_policies: dict[str, RetryPolicy],
     default_queue: str,
-    queue_of: Callable[[str], str],
+    route_of: Callable[[str], Contribution[Route] | None],
     problems: list[str],
 ) -> None:
     """Append a message to ``problems`` for everything that cannot run as declared."""
@@ -127,14 +128,13 @@ def validate(
                 f"{c.plugin.label} task `{spec.name}` names queue `{spec.queue}`, which no "
                 f"enabled plugin declares (declared: {declared}); declare it with register_queues"
             )
-        elif spec.queue is None:
-            target = queue_of(spec.name)
-            if target not in queues:
-                problems.append(
-                    f"{c.plugin.label} task `{spec.name}` matches no route and would go to the "
-                    f"default queue `{default_queue}`, which no enabled plugin declares; add a "
-                    "route or give the task queue=..."
-                )
+        elif spec.queue is None and route_of(spec.name) is None and default_queue not in queues:
+            # (A matching route to an undeclared queue is reported with the route.)
+            problems.append(
+                f"{c.plugin.label} task `{spec.name}` matches no route and would go to the "
+                f"default queue `{default_queue}`, which no enabled plugin declares; add a "
+                "route or give the task queue=..."
+            )
         if isinstance(spec.retry, str) and spec.retry not in policies:
             problems.append(
                 f"{c.plugin.label} task `{spec.name}` uses retry policy `{spec.retry}`, which "
@@ -156,7 +156,9 @@ def validate(
     for beat in registry.beat_entries:
         entry = beat.item
         if entry.task not in tasks:
-            close = [n for n in tasks if n.rsplit(".", 1)[-1] == entry.task.rsplit(".", 1)[-1]]
+            close = difflib.get_close_matches(entry.task, list(tasks), n=1) or [
+                n for n in tasks if n.rsplit(".", 1)[-1] == entry.task.rsplit(".", 1)[-1]
+            ]
             hint = f" (did you mean `{close[0]}`?)" if close else ""
             problems.append(
                 f"{beat.plugin.label} beat entry `{entry.name}` runs task `{entry.task}`, which no "

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -14,6 +14,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from .errors import ConfigurationError
 
 CONFIG_ENV = "PLATFORM_CONFIG"
 DEFAULT_CONFIG_FILE = "platform.toml"
@@ -97,10 +99,31 @@ class Settings(BaseSettings):
         return self.home.expanduser().resolve()
 
 
+def load_settings() -> Settings:
+    """Settings from the environment and platform.toml; bad values name their variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            path = [str(p) for p in err["loc"]]
+            env = "PLATFORM_" + "__".join(path).upper()
+            key = ".".join(path)
+            problems.append(
+                f"setting `{key}`: {err['msg']} (got {err.get('input')!r}); fix {env} "
+                f"or `{key}` in {config_file()}"
+            )
+        raise ConfigurationError(problems) from None
+
+
+def plugin_env_prefix(plugin: str) -> str:
+    return f"PLATFORM_{plugin.upper().replace('-', '_').replace('.', '_')}__"
+
+
 def plugin_values(settings: Settings, plugin: str) -> dict[str, Any]:
     """Raw values for one plugin's settings model: toml table, then env overrides."""
     values = dict(settings.plugin.get(plugin, {}))
-    prefix = f"PLATFORM_{plugin.upper().replace('-', '_')}__"
+    prefix = plugin_env_prefix(plugin)
     for key, value in os.environ.items():
         if key.upper().startswith(prefix):
             values[key[len(prefix):].lower()] = value
