@@ -43,3 +43,10 @@ def demo(session: nox.Session) -> None:
     """Worker and beat on the embedded broker; the bundled plugins' sample tasks and results."""
     install(session, "test")
     session.run("python", "scripts/demo.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Worker throughput and enqueue rate, platform vs plain Celery, on Redis (ratios)."""
+    install(session, "test")
+    session.run("python", "bench/throughput.py", *session.posargs)

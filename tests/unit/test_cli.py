@@ -136,7 +136,7 @@ def test_plugins_show_quant(platform_env: PlatformEnv) -> None:
         "quant.sync_* → quant.data",
         "quant.process_data → quant.data",
         "quant.sync-stock-list-daily: quant.sync_stock_list crontab(0 2 * * *)",
-        "max_tasks_per_child=200, max_memory_per_child=512000",
+        "max_memory_per_child=512000",
     ):
         assert f"  {line}\n" in out, f"{line!r} missing from:\n{out}"
     for heading in ("tasks", "queues", "routes", "beat entries", "worker hints",

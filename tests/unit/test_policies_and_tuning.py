@@ -139,11 +139,28 @@ def test_override_of_a_plugin_policy(platform_env: PlatformEnv) -> None:
 def test_override_of_an_unknown_policy(platform_env: PlatformEnv) -> None:
     platform_env.set(PLATFORM_RETRY_POLICIES__NETWROK__MAX_RETRIES="9")
     with pytest.raises(ConfigurationError) as caught:
-        bundled(platform_env)
+        platform_env.host()  # every installed plugin: nobody declares it
     assert caught.value.problems == [
         "configuration overrides retry policy `netwrok`, which does not exist (known: default, "
         "network); fix the name under [retry_policies]"
     ]
+
+
+def test_override_of_a_policy_of_a_plugin_not_loaded_here_is_skipped(
+    platform_env: PlatformEnv,
+) -> None:
+    platform_env.plugins.add("patient", """
+        from platform_sdk import RetryPolicy, hookimpl
+
+        @hookimpl
+        def register_retry_policies(register):
+            register(RetryPolicy(name="patient.slow", max_retries=1))
+    """)
+    (platform_env.home.parent / "platform.toml").write_text(
+        '[retry_policies."patient.slow"]\nmax_retries = 9\n')
+    assert platform_env.host().retry_policies["patient.slow"].max_retries == 9
+    quant_only = platform_env.host(plugins=["quant"])
+    assert "patient.slow" not in quant_only.retry_policies
 
 
 def test_override_making_a_policy_invalid(platform_env: PlatformEnv) -> None:
@@ -268,9 +285,10 @@ def test_platform_defaults_without_hints(platform_env: PlatformEnv) -> None:
 def test_quant_hints(platform_env: PlatformEnv) -> None:
     host = bundled(platform_env)
     tuned = effective({}, host.settings.worker, host.registry.worker_hints)
+    assert (tuned["max_memory_per_child"].value, tuned["max_memory_per_child"].source) == (
+        512_000, "hint of plugin quant")
     assert (tuned["max_tasks_per_child"].value, tuned["max_tasks_per_child"].source) == (
-        200, "hint of plugin quant")
-    assert tuned["max_memory_per_child"].value == 512_000
+        None, "platform default")
 
 
 def test_worker_prints_the_tuning_table(platform_env: PlatformEnv) -> None:
@@ -291,7 +309,7 @@ def test_worker_prints_the_tuning_table(platform_env: PlatformEnv) -> None:
     assert rows["concurrency"] == ["3", "command line"]
     assert rows["prefetch-multiplier"] == ["2", "configuration"]
     assert rows["pool"] == ["prefork", "platform default"]
-    assert rows["max-memory-per-child"] == ["unlimited", "platform default"]
+    assert rows["max-memory-per-child"] == ["1048576", "platform default"]
     assert rows["broker"] == ["redis://:***@127.0.0.1:1/0", "configuration"]
     assert rows["queues"][0] == "default, admin, email"
     assert rows["plugin admin"] == ["platform-admin 0.1.0", "3 tasks, 3 queues"]

@@ -180,7 +180,7 @@ def test_embedded_default_under_platform_home(platform_env: PlatformEnv) -> None
     host = platform_env.host()
     conf = host.app.conf
     home = platform_env.home.resolve()
-    assert conf.broker_url == "filesystem://"
+    assert conf.broker_url == "filesystem://localhost/"
     options = conf.broker_transport_options
     assert options["data_folder_in"] == options["data_folder_out"] == str(home / "broker/queue")
     assert options["control_folder"] == str(home / "broker/control")

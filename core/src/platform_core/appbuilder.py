@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -56,14 +58,17 @@ def _schedule(schedule: Every | Crontab) -> Any:
     )
 
 
-def task_routes(registry: Registry, router: Router) -> dict[str, dict[str, str]]:
-    """Exact routes for every known task, then the globs for names sent by string."""
-    routes: dict[str, dict[str, str]] = {}
+def task_routes(registry: Registry, router: Router) -> dict[str | re.Pattern[str], Any]:
+    """Exact routes for every known task, then the globs (most specific first) as
+    compiled patterns, which Celery matches for names sent by string."""
+    routes: dict[str | re.Pattern[str], Any] = {}
     for c in registry.tasks:
         spec = c.item.spec
         routes[spec.name] = {"queue": spec.queue or router.queue_of(spec.name)}
     for route in router.routes:
-        routes.setdefault(route.item.pattern, {"queue": route.item.queue})
+        pattern = route.item.pattern
+        key = re.compile(fnmatch.translate(pattern)) if route.item.is_glob else pattern
+        routes.setdefault(key, {"queue": route.item.queue})
     return routes
 
 

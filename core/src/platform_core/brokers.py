@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .errors import BrokerUnavailable
 from .settings import Settings
 
-EMBEDDED = "filesystem://"
+EMBEDDED = "filesystem://localhost/"
 
 
 def broker_config(settings: Settings) -> dict[str, Any]:

@@ -28,13 +28,21 @@ BUILTIN: dict[str, RetryPolicy] = {
 }
 
 
-def resolve(settings: Settings, registry: Registry, problems: list[str]) -> dict[str, RetryPolicy]:
-    """Built-in and plugin policies, with the operator's overrides applied."""
+def resolve(
+    settings: Settings, registry: Registry, problems: list[str], partial: bool = False
+) -> dict[str, RetryPolicy]:
+    """Built-in and plugin policies, with the operator's overrides applied.
+
+    In a process that loads only some plugins (``partial``), an override of a policy
+    none of them declares belongs to a plugin loaded elsewhere and is skipped.
+    """
     policies = dict(BUILTIN)
     for c in registry.retry_policies:
         policies.setdefault(c.item.name, c.item)
     for name, override in settings.retry_policies.items():
         if name not in policies:
+            if partial:
+                continue
             problems.append(
                 f"configuration overrides retry policy `{name}`, which does not exist "
                 f"(known: {', '.join(sorted(policies))}); fix the name under [retry_policies]"

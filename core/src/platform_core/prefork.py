@@ -1,10 +1,15 @@
-"""Celery's prefork pool with one exit hang removed.
+"""Celery's prefork pool with billiard's exit hangs removed.
 
 With a transport that has no event loop (the embedded ``filesystem://`` broker),
-Celery runs billiard's blocking pool. After a warm shutdown its time-limit
-thread is never told to stop, and the worker then waits for it forever at
-interpreter exit. Once the children have finished and been joined, nothing is
-left for that thread to police, so it is stopped there.
+Celery runs billiard's blocking pool, which can hang a worker at interpreter exit
+after a warm shutdown that has already joined every child:
+
+- its time-limit thread is never told to stop, and the exit finalizer waits for it;
+- the exit finalizer takes the task queue's read lock, which a child killed by the
+  same signal (a process-group SIGTERM, as ``timeout`` or systemd send) may hold.
+
+Once the children have finished and been joined there is nothing left for either
+to do, so the thread is stopped and the finalizer cancelled.
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ class PreforkPool(TaskPool):  # type: ignore[misc]
     def on_stop(self) -> None:
         pool = self._pool
         super().on_stop()
+        if pool is None:
+            return
         handler = getattr(pool, "_timeout_handler", None)
         if handler is not None:
             handler.terminate()
+        finalizer = getattr(pool, "_terminate", None)
+        if finalizer is not None and getattr(pool, "threads", False):
+            finalizer.cancel()

@@ -91,6 +91,7 @@ def validate(
     _duplicates(registry.queues, lambda q: q.name, "queue", problems)
     _duplicates(registry.beat_entries, lambda b: b.name, "beat entry", problems)
     _duplicates(registry.retry_policies, lambda p: p.name, "retry policy", problems)
+    _duplicates(registry.routes, lambda r: r.pattern, "route pattern", problems)
 
     for policy in registry.retry_policies:
         if policy.item.name in builtin_policies:

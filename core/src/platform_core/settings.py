@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -99,8 +101,33 @@ class Settings(BaseSettings):
         return self.home.expanduser().resolve()
 
 
+def _check_config_file() -> None:
+    path = config_file()
+    if not path.exists():
+        if CONFIG_ENV in os.environ:
+            raise ConfigurationError([
+                f"{CONFIG_ENV} names {path}, which does not exist; fix the path or unset it"
+            ])
+        return
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError([f"cannot read {path}: {exc}"]) from None
+    known = list(Settings.model_fields)
+    problems = []
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(known)}"
+            problems.append(f"{path} has unknown key `{key}`; {hint}")
+    if problems:
+        raise ConfigurationError(problems)
+
+
 def load_settings() -> Settings:
     """Settings from the environment and platform.toml; bad values name their variable."""
+    _check_config_file()
     try:
         return Settings()
     except ValidationError as exc:

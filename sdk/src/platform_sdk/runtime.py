@@ -93,7 +93,7 @@ def settings(model: type[M]) -> M:
     except KeyError:
         raise LookupError(
             f"settings model {model.__module__}.{model.__qualname__} was not registered: "
-            "return it from the plugin's register_settings hook, and make sure the "
+            "call register(Model) in the plugin's register_settings hook, and make sure the "
             "plugin is enabled"
         ) from None
     assert isinstance(value, model)
@@ -102,9 +102,8 @@ def settings(model: type[M]) -> M:
 
 def data_dir(plugin: str) -> Path:
     """A directory the plugin may keep files in: ``$PLATFORM_HOME/plugins/<plugin>``."""
-    home = _state.home
-    if home is None:
-        home = Path(os.environ.get("PLATFORM_HOME", ".platform"))
+    current_app()
+    home = _state.home or Path(os.environ.get("PLATFORM_HOME", ".platform"))
     path = home.resolve() / "plugins" / plugin
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -13,6 +13,19 @@ from ..errors import PlatformError, UnknownTask
 from .common import console, dumps, load_host, parse_json
 
 READY = {"SUCCESS", "FAILURE", "REVOKED"}
+
+
+def parse_eta(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        eta = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time; e.g. --eta 2026-01-01T12:00:00+08:00",
+            param_hint="--eta",
+        ) from None
+    return eta if eta.tzinfo else eta.replace(tzinfo=UTC)
 
 
 def _show_state(out: Any, state: str, info: Any) -> None:
@@ -45,7 +58,8 @@ def wait_for(app: Any, task_id: str, timeout: float | None, show_traceback: bool
     deadline = None if timeout is None else time.monotonic() + timeout
     last: tuple[str, str] | None = None
     while True:
-        state, info = result.state, result.info
+        meta = app.backend.get_task_meta(task_id)  # state and info of one moment
+        state, info = meta["status"], meta["result"]
         seen = (state, repr(info) if state == "PROGRESS" else "")
         if seen != last:
             _show_state(out, state, info)
@@ -67,7 +81,8 @@ def wait_for(app: Any, task_id: str, timeout: float | None, show_traceback: bool
 @click.option("--args", "args_json", metavar="JSON", help="Positional arguments, a JSON array.")
 @click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments, a JSON object.")
 @click.option("--countdown", type=click.FloatRange(min=0), help="Run after S seconds.")
-@click.option("--eta", type=click.DateTime(), help="Run at this time (ISO 8601).")
+@click.option("--eta", callback=lambda _c, _p, v: parse_eta(v), metavar="TIME",
+              help="Run at this ISO 8601 time, e.g. 2026-01-01T12:00:00+08:00 (no offset: UTC).")
 @click.option("--queue", help="Send to this queue instead of the task's route.")
 @click.option("--wait", is_flag=True, help="Show state and progress until the task ends.")
 @click.option("--timeout", type=click.FloatRange(min=0), help="With --wait: give up after S s.")

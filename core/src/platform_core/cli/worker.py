@@ -31,7 +31,7 @@ def select_queues(host: Any, queues: str | None) -> list[str]:
     return chosen
 
 
-def tuning_table(host: Any, queues: list[str], tuned: dict[str, Any]) -> Any:
+def tuning_table(host: Any, queues: list[str], from_flag: bool, tuned: dict[str, Any]) -> Any:
     from rich.table import Table
 
     from ..brokers import redact
@@ -43,7 +43,7 @@ def tuning_table(host: Any, queues: list[str], tuned: dict[str, Any]) -> Any:
     conf = host.app.conf
     table.add_row("broker", redact(conf.broker_url), "configuration")
     table.add_row("result backend", redact(str(conf.result_backend)), "configuration")
-    table.add_row("queues", ", ".join(queues), "plugins" if queues else "-Q")
+    table.add_row("queues", ", ".join(queues), "command line (-Q)" if from_flag else "plugins")
     for item in tuned.values():
         value = "CPU count" if item.value is None and item.name == "concurrency" else item.value
         table.add_row(item.name.replace("_", "-"), str("unlimited" if value is None else value),
@@ -83,7 +83,7 @@ def worker(
     chosen = select_queues(host, queues)
     tuned = effective(cli_tuning, host.settings.worker,
                       (c for c in host.registry.worker_hints))
-    console().print(tuning_table(host, chosen, tuned))
+    console().print(tuning_table(host, chosen, queues is not None, tuned))
     check_broker(host.app)
     argv = ["worker", "-Q", ",".join(chosen), "-l", loglevel,
             "-P", str(tuned["pool"].value),

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
+
 from platform_sdk import BeatEntry, Every, Queue, RetryPolicy, Route, WorkerHints, hookimpl
 
 from . import tasks

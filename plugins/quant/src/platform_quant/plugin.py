@@ -39,7 +39,7 @@ def register_beat_entries(register: Callable[[BeatEntry], None]) -> None:
 @hookimpl
 def register_worker_hints(register: Callable[[WorkerHints], None]) -> None:
     # Numeric work fragments memory; recycle children before they grow large.
-    register(WorkerHints(max_tasks_per_child=200, max_memory_per_child=512_000))
+    register(WorkerHints(max_memory_per_child=512_000))
 
 
 @hookimpl

@@ -1,0 +1,139 @@
+"""Worker throughput and enqueue rate: plain Celery vs the platform, same run, same tasks.
+
+Both sides: Redis on loopback, two prefork children, JSON, results ignored, a
+no-op task that increments a Redis counter. Runs alternate between the sides and
+the medians are compared; the report gives platform / plain ratios.
+
+    python bench/throughput.py [--tasks 5000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def install_plugin(site: Path) -> None:
+    info = site / "platform_bench-0.0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: platform-bench\nVersion: 0.0.0\n")
+    (info / "entry_points.txt").write_text("[platform.plugins]\nbench = bench.plugin\n")
+
+
+def environment(site: Path, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_")}
+    env.update(BENCH_REDIS_URL=REDIS, PLATFORM_BROKER_URL=REDIS, PLATFORM_HOME=str(home),
+               PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]))
+    return env
+
+
+SIDES = {
+    "plain": "plain Celery 5, defaults",
+    "platform": "platform, same tuning as plain (no child recycling)",
+    "platform-defaults": "platform defaults (recycle at 1000 tasks, quant's memory hint)",
+}
+UNLIMITED = ["--max-tasks-per-child", str(10**9), "--max-memory-per-child", str(10**9)]
+
+
+def start_worker(side: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    node = f"{side}-{uuid.uuid4().hex[:6]}@%h"
+    common = ["-n", node, "-c", "2", "-Q", "bench", "--without-gossip", "--without-mingle",
+              "--without-heartbeat", "-l", "WARNING"]
+    if side == "plain":
+        cmd = [sys.executable, "-m", "celery", "-A", "bench.plain_app", "worker",
+               "-P", "prefork", "--prefetch-multiplier", "4", *common]
+    else:
+        tuning = UNLIMITED if side == "platform" else []
+        cmd = [sys.executable, "-m", "platform_core", "worker", "--prefetch-multiplier", "4",
+               *tuning, *common]
+    with log.open("wb") as fh:
+        return subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=ROOT)
+
+
+def producer(side: str, env: dict[str, str], tasks: int) -> float:
+    """Enqueue ``tasks`` with .delay() in a fresh process; return seconds spent enqueuing."""
+    if side == "plain":
+        setup = "from bench.plain_app import noop"
+    else:
+        setup = "from bench.plugin import noop; noop.celery_task()"
+    code = (f"import time\n{setup}\nnoop.delay()\nt=time.perf_counter()\n"
+            f"for _ in range({tasks - 1}): noop.delay()\nprint(time.perf_counter()-t)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT,
+                         capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def one_round(side: str, env: dict[str, str], tasks: int, logs: Path) -> tuple[float, float]:
+    client = redis.Redis.from_url(REDIS)
+    client.flushdb()
+    enqueue = producer(side, env, tasks)
+    worker = start_worker(side, env, logs / f"{side}.log")
+    try:
+        deadline = time.monotonic() + 120
+        while int(client.get("bench:done") or 0) < 1:
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise SystemExit(f"{side} worker did not start:\n"
+                                 + (logs / f"{side}.log").read_text()[-3000:])
+            time.sleep(0.005)
+        start, first = time.perf_counter(), int(client.get("bench:done") or 0)
+        while (done := int(client.get("bench:done") or 0)) < tasks:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{side}: only {done}/{tasks} tasks ran")
+            time.sleep(0.005)
+        drain = (tasks - first) / (time.perf_counter() - start)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+    return drain, (tasks - 1) / enqueue
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        site, home, logs = Path(tmp, "site"), Path(tmp, "home"), Path(tmp, "logs")
+        logs.mkdir()
+        install_plugin(site)
+        env = environment(site, home)
+        env["PLATFORM_PLUGINS"] = "bench,admin,quant"  # the bundled plugins loaded alongside
+        results: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
+        for _ in range(args.rounds):
+            for side, runs in results.items():
+                runs.append(one_round(side, env, args.tasks, logs))
+    print(f"{args.tasks} no-op tasks, {args.rounds} rounds each, Redis {REDIS}, 2 prefork children")
+    print(f"{'':18} {'worker tasks/s':>16} {'enqueue tasks/s':>16}")
+    medians = {}
+    for side, runs in results.items():
+        drain = statistics.median(r[0] for r in runs)
+        enqueue = statistics.median(r[1] for r in runs)
+        medians[side] = (drain, enqueue)
+        print(f"{side:18} {drain:16.0f} {enqueue:16.0f}   runs: "
+              + ", ".join(f"{d:.0f}/{e:.0f}" for d, e in runs) + f"   ({SIDES[side]})")
+    plain_drain, plain_enqueue = medians["plain"]
+    for side in ("platform", "platform-defaults"):
+        drain, enqueue = medians[side]
+        print(f"ratio {side}/plain: worker {drain / plain_drain:.3f}, "
+              f"enqueue {enqueue / plain_enqueue:.3f}")
+
+
+if __name__ == "__main__":
+    main()
