@@ -6,6 +6,7 @@ import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.default_venv_backend = "venv"
+nox.options.error_on_missing_interpreters = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PACKAGES = ["-e", "sdk", "-e", "core", "-e", "plugins/admin", "-e", "plugins/quant[postgresql]"]
@@ -18,7 +19,7 @@ def install(session: nox.Session, *groups: str) -> None:
         session.install(*nox.project.dependency_groups(PYPROJECT, group))
 
 
-@nox.session(python="3.11")
+@nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: unit tests and real workers on the embedded broker, Redis, PostgreSQL."""
     install(session, "test")
@@ -26,26 +27,26 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *args)
 
 
-@nox.session(python="3.11")
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
 
 
-@nox.session(python="3.11")
+@nox.session
 def typecheck(session: nox.Session) -> None:
     install(session, "typecheck")
     session.run("mypy")
 
 
-@nox.session(python="3.11")
+@nox.session
 def demo(session: nox.Session) -> None:
     """Worker and beat on the embedded broker; the bundled plugins' sample tasks and results."""
     install(session, "test")
     session.run("python", "scripts/demo.py", *session.posargs)
 
 
-@nox.session(python="3.11")
+@nox.session
 def bench(session: nox.Session) -> None:
     """Worker throughput and enqueue rate, platform vs plain Celery, on Redis (ratios)."""
     install(session, "test")

@@ -9,14 +9,15 @@ from kombu import Exchange, Queue
 
 from bench import noop as body
 
-app = Celery("plain", broker=os.environ["BENCH_REDIS_URL"])
+app = Celery("plain", broker=os.environ["BENCH_REDIS_URL"],
+             backend=os.environ["BENCH_REDIS_URL"])
 app.conf.update(
     task_serializer="json", accept_content=["json"], result_serializer="json",
     task_queues=[Queue("bench", Exchange("bench", type="direct"), routing_key="bench")],
-    task_default_queue="bench", worker_prefetch_multiplier=4, task_ignore_result=True,
+    task_default_queue="bench", worker_prefetch_multiplier=4,
 )
 
 
-@app.task(name="bench.noop", ignore_result=True)
+@app.task(name="bench.noop")
 def noop() -> None:
     body.noop()

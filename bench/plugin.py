@@ -9,7 +9,7 @@ from bench import noop as body
 from platform_sdk import Queue, hookimpl, task
 
 
-@task(name="bench.noop", queue="bench", ignore_result=True)
+@task(name="bench.noop", queue="bench")
 def noop() -> None:
     body.noop()
 

@@ -1,8 +1,9 @@
 """Worker throughput and enqueue rate: plain Celery vs the platform, same run, same tasks.
 
-Both sides: Redis on loopback, two prefork children, JSON, results ignored, a
-no-op task that increments a Redis counter. Runs alternate between the sides and
-the medians are compared; the report gives platform / plain ratios.
+Both sides: Redis on loopback (broker and result store), two prefork children,
+JSON, a no-op task that increments a Redis counter and stores its result. Runs
+alternate between the sides and the medians are compared; the report gives
+platform / plain ratios.
 
     python bench/throughput.py [--tasks 5000] [--rounds 3]
 """
@@ -43,7 +44,7 @@ def environment(site: Path, home: Path) -> dict[str, str]:
 SIDES = {
     "plain": "plain Celery 5, defaults",
     "platform": "platform, same tuning as plain (no child recycling)",
-    "platform-defaults": "platform defaults (recycle at 1000 tasks, quant's memory hint)",
+    "platform-defaults": "platform defaults (1 GiB memory ceiling, quant's 500 MiB hint)",
 }
 UNLIMITED = ["--max-tasks-per-child", str(10**9), "--max-memory-per-child", str(10**9)]
 

@@ -21,7 +21,6 @@ import pytest
 
 from platform_core import discovery
 from platform_core.host import Host, build
-from platform_core.settings import Settings
 
 READY_TIMEOUT = 60.0
 
@@ -158,15 +157,19 @@ class PlatformEnv:
             process.wait_for_log(" ready.")
         return process
 
-    def host(self, **kwargs: Any) -> Host:
-        """An in-process host (a producer) seeing the same plugins and settings."""
+    def prepare(self) -> None:
+        """Make this process see the throwaway plugins and the settings set so far."""
         if self.plugins.site.exists() and str(self.plugins.site) not in sys.path:
             sys.path.insert(0, str(self.plugins.site))
         importlib.invalidate_caches()
         discovery.rescan()
         for key, value in self.vars.items():
             os.environ[key] = value
-        return build(Settings(), **kwargs)
+
+    def host(self, **kwargs: Any) -> Host:
+        """An in-process host (a producer) seeing the same plugins and settings."""
+        self.prepare()
+        return build(**kwargs)
 
     def close(self) -> None:
         for process in self.processes:

@@ -206,13 +206,28 @@ def test_task_matching_no_route_without_a_default_queue(platform_env: PlatformEn
     ]
 
 
-def test_task_matching_no_route_goes_to_default_when_admin_declares_it(
+def test_task_falling_to_another_plugins_default_queue_is_refused(
     platform_env: PlatformEnv,
 ) -> None:
+    """admin's workers consume `default` but cannot run plugin a's code."""
     platform_env.plugins.add("a", plugin("a", route=False))
-    host = only(platform_env, "a", "admin").host()
+    assert problems_of(only(platform_env, "a", "admin")) == [
+        f"{label('a')} task `a.job` matches no route and would go to the default queue "
+        "`default` of plugin `admin` (platform-admin 0.1.0), whose workers (--plugins admin) "
+        "cannot run it; route it to a queue of plugin `a` or give the task queue=..."
+    ]
+
+
+def test_task_falling_to_its_own_plugins_default_queue_is_fine(
+    platform_env: PlatformEnv,
+) -> None:
+    platform_env.plugins.add("a", plugin("a", route=False) + """
+@hookimpl
+def register_queues(register):
+    register(Queue(name="default"))
+""")
+    host = only(platform_env, "a").host()
     assert host.queue_of("a.job") == "default"
-    assert host.plugins["admin"].distribution == "platform-admin"
 
 
 # --- beat entries ---------------------------------------------------------------------

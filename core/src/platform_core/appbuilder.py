@@ -30,19 +30,14 @@ class PlatformTask(CeleryTask):  # type: ignore[misc]
 
 
 def _queue(q: Any) -> Queue:
-    arguments: dict[str, Any] = {}
-    if q.max_priority is not None:
-        arguments["x-max-priority"] = q.max_priority
-    if q.message_ttl is not None:
-        arguments["x-message-ttl"] = int(q.message_ttl * 1000)
-    if q.max_length is not None:
-        arguments["x-max-length"] = q.max_length
+    # kombu turns these into x-max-priority / x-message-ttl / x-max-length on AMQP.
     return Queue(
         q.name,
         Exchange(q.name, type="direct"),
         routing_key=q.key,
-        queue_arguments=arguments or None,
         max_priority=q.max_priority,
+        message_ttl=q.message_ttl,
+        max_length=q.max_length,
     )
 
 
@@ -112,7 +107,6 @@ def build_app(
         task_default_exchange=DEFAULT_QUEUE,
         task_default_routing_key=DEFAULT_QUEUE,
         task_routes=task_routes(registry, router),
-        task_track_started=True,
         result_expires=settings.result_expires,
         beat_schedule=beat_schedule(registry),
         beat_schedule_filename=str(home / "beat-schedule"),

@@ -71,6 +71,12 @@ def load(
                     f"plugin `{name}` was requested (--plugins / PLATFORM_PLUGINS) but is not "
                     f"installed; installed plugins: {known}. Install its package or fix the name."
                 )
+    for name in deny:
+        if name not in available:
+            problems.append(
+                f"PLATFORM_DISABLED_PLUGINS names `{name}`, which is not installed "
+                f"(installed: {', '.join(sorted(available)) or 'none'}); fix the name"
+            )
     if allow is not None:
         for name in allow:
             if name in deny:

@@ -103,15 +103,26 @@ def build(
 
 
 _current: Host | None = None
-_lock = threading.Lock()
+_lock = threading.RLock()
+_building = False
 
 
 def current(**kwargs: Any) -> Host:
     """The process's host, built on first use from the environment."""
-    global _current
+    global _current, _building
     with _lock:
         if _current is None:
-            _current = build(**kwargs)
+            if _building:
+                raise RuntimeError(
+                    "plugin code used the platform runtime (platform_sdk.settings, data_dir "
+                    "or a task proxy) while the host was still starting; do that inside "
+                    "tasks, not at import time or in a register_* hook"
+                )
+            _building = True
+            try:
+                _current = build(**kwargs)
+            finally:
+                _building = False
         return _current
 
 

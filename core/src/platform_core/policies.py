@@ -64,6 +64,29 @@ def exception_class(dotted: str) -> type[BaseException]:
     return value
 
 
+# Options the host sets itself, or that would break its guarantees (JSON only).
+RESERVED_OPTIONS = {"name", "bind", "base", "plugin", "shared", "lazy", "serializer",
+                    "retry_policy_name", "typing"}
+
+
+def _checked_extra(spec: TaskSpec, owner: str, problems: list[str]) -> dict[str, Any]:
+    from celery import Task as CeleryTask
+
+    for key in spec.options:
+        if key in RESERVED_OPTIONS:
+            problems.append(
+                f"{owner} task `{spec.name}` sets option `{key}`, which the platform controls; "
+                "remove it (use the task decorator's own parameters)"
+            )
+        elif not hasattr(CeleryTask, key):
+            problems.append(
+                f"{owner} task `{spec.name}` sets unknown option `{key}`; use a Celery task "
+                "option (max_retries, default_retry_delay, priority, ...) or a parameter of "
+                "platform_sdk.task"
+            )
+    return {k: v for k, v in spec.options.items() if k not in RESERVED_OPTIONS}
+
+
 def task_options(
     spec: TaskSpec, policies: dict[str, RetryPolicy], owner: str, problems: list[str]
 ) -> dict[str, Any]:
@@ -100,5 +123,5 @@ def task_options(
         value = getattr(spec, key)
         if value is not None:
             options[key] = value
-    options.update(spec.options)
+    options.update(_checked_extra(spec, owner, problems))
     return options

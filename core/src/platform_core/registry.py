@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -79,6 +81,29 @@ def _duplicates(
             )
 
 
+def _route_ties(registry: Registry, problems: list[str]) -> None:
+    """Two plugins' equally specific routes matching one task, to different queues."""
+    reported: set[tuple[str, str]] = set()
+    for task in registry.tasks:
+        name = task.item.name
+        if task.item.spec.queue is not None:
+            continue
+        matching = [r for r in registry.routes if fnmatchcase(name, r.item.pattern)]
+        if not matching:
+            continue
+        best = max(r.item.specificity for r in matching)
+        top = [r for r in matching if r.item.specificity == best]
+        for a, b in itertools.combinations(top, 2):
+            key = tuple(sorted((a.item.pattern, b.item.pattern)))
+            if a.item.queue != b.item.queue and key not in reported:
+                reported.add(key)  # type: ignore[arg-type]
+                problems.append(
+                    f"task `{name}` matches route `{a.item.pattern}` → `{a.item.queue}` of "
+                    f"{a.plugin.label} and the equally specific route `{b.item.pattern}` → "
+                    f"`{b.item.queue}` of {b.plugin.label}; make one pattern more specific"
+                )
+
+
 def validate(
     registry: Registry,
     builtin_policies: dict[str, RetryPolicy],
@@ -129,13 +154,22 @@ def validate(
                 f"{c.plugin.label} task `{spec.name}` names queue `{spec.queue}`, which no "
                 f"enabled plugin declares (declared: {declared}); declare it with register_queues"
             )
-        elif spec.queue is None and route_of(spec.name) is None and default_queue not in queues:
+        elif spec.queue is None and route_of(spec.name) is None:
             # (A matching route to an undeclared queue is reported with the route.)
-            problems.append(
-                f"{c.plugin.label} task `{spec.name}` matches no route and would go to the "
-                f"default queue `{default_queue}`, which no enabled plugin declares; add a "
-                "route or give the task queue=..."
-            )
+            owner = queues.get(default_queue)
+            if owner is None:
+                problems.append(
+                    f"{c.plugin.label} task `{spec.name}` matches no route and would go to the "
+                    f"default queue `{default_queue}`, which no enabled plugin declares; add a "
+                    "route or give the task queue=..."
+                )
+            elif owner.plugin != c.plugin:
+                problems.append(
+                    f"{c.plugin.label} task `{spec.name}` matches no route and would go to the "
+                    f"default queue `{default_queue}` of {owner.plugin.label}, whose workers "
+                    f"(--plugins {owner.plugin.name}) cannot run it; route it to a queue of "
+                    f"plugin `{c.plugin.name}` or give the task queue=..."
+                )
         if isinstance(spec.retry, str) and spec.retry not in policies:
             problems.append(
                 f"{c.plugin.label} task `{spec.name}` uses retry policy `{spec.retry}`, which "
@@ -154,6 +188,7 @@ def validate(
             )
 
     tasks = registry.task_map()
+    _route_ties(registry, problems)
     for beat in registry.beat_entries:
         entry = beat.item
         if entry.task not in tasks:

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -30,6 +30,8 @@ def config_file() -> Path:
 class WorkerSettings(BaseModel):
     """Operator's worker tuning; unset values fall back to plugin hints, then defaults."""
 
+    model_config = ConfigDict(extra="forbid")
+
     concurrency: int | None = Field(default=None, ge=1)
     max_tasks_per_child: int | None = Field(default=None, ge=1)
     max_memory_per_child: int | None = Field(default=None, ge=1, description="KiB")
@@ -39,6 +41,8 @@ class WorkerSettings(BaseModel):
 
 class RetryPolicyOverride(BaseModel):
     """Fields of a named retry policy the operator replaces."""
+
+    model_config = ConfigDict(extra="forbid")
 
     max_retries: int | None = Field(default=None, ge=0)
     backoff_base: int | None = Field(default=None, ge=1)
@@ -83,6 +87,11 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_names(value)
+
+    @field_validator("plugins")
+    @classmethod
+    def _empty_means_all(cls, value: list[str] | None) -> list[str] | None:
+        return value or None
 
     @classmethod
     def settings_customise_sources(

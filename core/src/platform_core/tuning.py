@@ -55,6 +55,9 @@ def effective(
         elif offered and len({v for v, _ in offered}) == 1:
             plugins = ", ".join(p for _, p in offered)
             result[name] = Tuned(name, offered[0][0], f"hint of plugin {plugins}")
+        elif offered:
+            disagree = ", ".join(f"{p}={v}" for v, p in offered)
+            result[name] = Tuned(name, default, f"platform default (plugins disagree: {disagree})")
         else:
             result[name] = Tuned(name, default, "platform default")
     return result

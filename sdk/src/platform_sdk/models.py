@@ -6,6 +6,7 @@ plugin builds it, and the host can compare, print and serialise them freely.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -117,6 +118,17 @@ class Crontab(_Model):
     def _as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
 
+    @model_validator(mode="after")
+    def _celery_accepts(self) -> Crontab:
+        from celery.schedules import crontab
+
+        try:
+            crontab(minute=self.minute, hour=self.hour, day_of_week=self.day_of_week,
+                    day_of_month=self.day_of_month, month_of_year=self.month_of_year)
+        except ValueError as exc:
+            raise ValueError(f"invalid crontab {self.describe()}: {exc}") from None
+        return self
+
     def describe(self) -> str:
         return (
             f"crontab({self.minute} {self.hour} {self.day_of_month} "
@@ -144,6 +156,16 @@ class BeatEntry(_Model):
     @classmethod
     def _valid_name(cls, value: str) -> str:
         return _check_name(value, "beat entry")
+
+    @model_validator(mode="after")
+    def _json_arguments(self) -> BeatEntry:
+        try:
+            json.dumps([self.args, self.kwargs])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"beat entry {self.name!r}: args and kwargs must be JSON values ({exc})"
+            ) from None
+        return self
 
     @field_validator("schedule", mode="before")
     @classmethod

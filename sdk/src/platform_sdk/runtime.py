@@ -11,7 +11,6 @@ would, without this package importing the host.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,14 +39,16 @@ class _State:
 
 
 _state = _State()
-_lock = threading.RLock()
+_made: set[Path] = set()
+_lock = threading.Lock()  # guards _state; never held while the host starts
+_bootstrap_lock = threading.RLock()  # one thread starts the host, the others wait
 
 
 def bind(app: Any, *, home: Path, plugin_settings: Mapping[type[BaseModel], BaseModel]) -> None:
     """Called by the host once its app is built. Plugins never call this."""
     with _lock:
         _state.app = app
-        _state.home = home
+        _state.home = home.resolve()
         _state.settings = dict(plugin_settings)
 
 
@@ -79,7 +80,7 @@ def current_app() -> Any:
     app = _state.app
     if app is not None:
         return app
-    with _lock:
+    with _bootstrap_lock:
         if _state.app is None:
             _bootstrap()
         return _state.app
@@ -102,8 +103,12 @@ def settings(model: type[M]) -> M:
 
 def data_dir(plugin: str) -> Path:
     """A directory the plugin may keep files in: ``$PLATFORM_HOME/plugins/<plugin>``."""
+    if not plugin or plugin in (".", "..") or "/" in plugin or "\\" in plugin:
+        raise ValueError(f"data_dir() takes a plugin name, not {plugin!r}")
     current_app()
-    home = _state.home or Path(os.environ.get("PLATFORM_HOME", ".platform"))
-    path = home.resolve() / "plugins" / plugin
-    path.mkdir(parents=True, exist_ok=True)
+    assert _state.home is not None
+    path = _state.home / "plugins" / plugin
+    if path not in _made:
+        path.mkdir(parents=True, exist_ok=True)
+        _made.add(path)
     return path

@@ -50,8 +50,7 @@ class Task(Generic[P, R]):
         self.__wrapped__ = spec.fn
         self.__name__ = spec.fn.__name__
         self.__doc__ = spec.fn.__doc__
-        self._app: Any = None
-        self._task: Any = None
+        self._bound: tuple[Any, Any] = (None, None)  # (app, its task), swapped as one
 
     @property
     def name(self) -> str:
@@ -60,18 +59,20 @@ class Task(Generic[P, R]):
     def celery_task(self) -> Any:
         """The real Celery task in the host's current app."""
         app = runtime.current_app()
-        if app is not self._app:
-            try:
-                real = app.tasks[self.spec.name]
-            except KeyError:
-                raise LookupError(
-                    f"task {self.spec.name!r} ({self.spec.location}) is not registered in the "
-                    "running platform: enable the plugin that provides it "
-                    "(PLATFORM_PLUGINS / --plugins) and check that its register_tasks hook "
-                    "registers it"
-                ) from None
-            self._task, self._app = real, app
-        return self._task
+        bound_app, bound_task = self._bound
+        if app is bound_app:
+            return bound_task
+        try:
+            real = app.tasks[self.spec.name]
+        except KeyError:
+            raise LookupError(
+                f"task {self.spec.name!r} ({self.spec.location}) is not registered in the "
+                "running platform: enable the plugin that provides it "
+                "(PLATFORM_PLUGINS / --plugins) and check that its register_tasks hook "
+                "registers it"
+            ) from None
+        self._bound = (app, real)
+        return real
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if self.spec.bind:

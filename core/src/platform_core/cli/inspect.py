@@ -21,7 +21,7 @@ def inspect(what: str, timeout: float, destination: str | None) -> None:
 
     host = load_host()
     check_broker(host.app)
-    targets = destination.split(",") if destination else None
+    targets = [d.strip() for d in destination.split(",") if d.strip()] if destination else None
     # With named workers, stop waiting as soon as each has answered.
     limit = len(targets) if targets else None
     inspector = host.app.control.inspect(timeout=timeout, destination=targets, limit=limit)

@@ -12,7 +12,7 @@ import click
 from ..errors import PlatformError, UnknownTask
 from .common import console, dumps, load_host, parse_json
 
-READY = {"SUCCESS", "FAILURE", "REVOKED"}
+READY = {"SUCCESS", "FAILURE", "REVOKED"}  # celery.states.READY_STATES, without importing it
 
 
 def parse_eta(value: str | None) -> datetime | None:
@@ -110,6 +110,11 @@ def send(
     if queue is not None and queue not in host.registry.queue_map():
         raise PlatformError(
             f"--queue {queue} is declared by no enabled plugin; see `platform queues`"
+        )
+    if wait and host.app.tasks[task_name].ignore_result:
+        raise PlatformError(
+            f"task `{task_name}` does not store results (ignore_result), so --wait would never "
+            "see it finish; send it without --wait and follow it in the worker log"
         )
     check_broker(host.app)
     options: dict[str, Any] = {}
