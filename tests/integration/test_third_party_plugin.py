@@ -46,3 +46,19 @@ def test_example_plugin_from_wheel(platform_env: PlatformEnv, redis_url: str,
                                "--timeout", "30")
     assert counted.returncode == 0, output_of(counted)
     assert '"counted": 3' in counted.stdout
+
+
+def test_example_plugins_own_tests_pass_with_the_sdk_helpers(platform_env: PlatformEnv,
+                                                             tmp_path: Path) -> None:
+    """What a plugin author runs: the example's tests, against its installed wheel."""
+    wheels = tmp_path / "wheels"
+    pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(EXAMPLE))
+    pip("install", "--quiet", "--no-deps", "--target", str(platform_env.plugins.site),
+        *map(str, wheels.glob("platform_hello-*.whl")))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         str(EXAMPLE / "tests")],
+        env=platform_env.environ, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -126,9 +127,35 @@ def current(**kwargs: Any) -> Host:
         return _current
 
 
-def start() -> None:
-    """Entry point ``platform.host``: lets SDK task proxies start the host lazily."""
-    current()
+def start(
+    *,
+    plugins: Sequence[str] | None = None,
+    home: str | None = None,
+    plugin_settings: dict[str, dict[str, Any]] | None = None,
+    eager: bool = False,
+) -> None:
+    """Entry point ``platform.host``: the SDK starts the host through it.
+
+    Without arguments (a task proxy's first use) this is the process's host, built
+    from the environment (bound again if a test host was bound meanwhile). With
+    arguments (``platform_sdk.testing``) a host of exactly those plugins, that home
+    and plugin settings is bound instead, leaving the process's host alone; ``eager``
+    runs tasks in the calling process, as Celery's ``task_always_eager`` does.
+    """
+    if plugins is None and home is None and plugin_settings is None and not eager:
+        host = current()
+        runtime.bind(host.app, home=host.settings.resolved_home,
+                     plugin_settings=host.plugin_settings)
+        return
+    overrides: dict[str, Any] = {"plugin": plugin_settings or {}}
+    if home is not None:
+        overrides["home"] = Path(home)
+    settings = load_settings().model_copy(update=overrides)
+    built = build(settings, plugins=plugins)
+    if eager:
+        # Errors surface at .get(), as with a worker; retries re-run at once.
+        built.app.conf.update(task_always_eager=True, task_eager_propagates=False,
+                              task_store_eager_result=True)
 
 
 def reset() -> None:

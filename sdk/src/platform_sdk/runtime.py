@@ -60,14 +60,20 @@ def unbind() -> None:
         _state.settings = {}
 
 
-def _bootstrap() -> None:
+def _bootstrap(**options: Any) -> None:
+    """Start the installed host: ``start(**options)`` of the ``platform.host`` entry point.
+
+    With no options the host reads its configuration from the environment; the
+    options (``plugins``, ``home``, ``plugin_settings``, ``eager``) are what
+    :mod:`platform_sdk.testing` passes.
+    """
     hosts = list(entry_points(group=HOST_GROUP))
     if not hosts:
         raise HostNotAvailable(
             "no platform host is installed: install platform-core "
             "(pip install platform-core) to enqueue or run tasks"
         )
-    hosts[0].load()()
+    hosts[0].load()(**options)
     if _state.app is None:
         raise HostNotAvailable(
             f"the platform host {hosts[0].value!r} started but bound no app; "
