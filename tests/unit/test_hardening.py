@@ -14,6 +14,25 @@ from platform_sdk import BeatEntry, Crontab, runtime
 from tests.support import PlatformEnv, output_of
 
 
+def one_task_plugin(name: str, task_options: str) -> str:
+    """Source of plugin ``name``: task ``NAME.job`` on its own queue ``NAME``."""
+    return f"""
+        from platform_sdk import Queue, hookimpl, task
+
+        @task(name="{name}.job", queue="{name}", {task_options})
+        def job():
+            return 1
+
+        @hookimpl
+        def register_tasks(register):
+            register(job)
+
+        @hookimpl
+        def register_queues(register):
+            register(Queue(name="{name}"))
+    """
+
+
 def problems_of(env: PlatformEnv, **kwargs: Any) -> list[str]:
     with pytest.raises(ConfigurationError) as caught:
         env.host(**kwargs)
@@ -60,21 +79,7 @@ def test_plugin_using_the_runtime_while_the_host_starts_gets_an_error(
     ("base=object", "sets option `base`, which the platform controls"),
 ])
 def test_task_options_are_checked(platform_env: PlatformEnv, option: str, message: str) -> None:
-    platform_env.plugins.add("opt", f"""
-        from platform_sdk import Queue, hookimpl, task
-
-        @task(name="opt.job", queue="opt", {option})
-        def job():
-            return 1
-
-        @hookimpl
-        def register_tasks(register):
-            register(job)
-
-        @hookimpl
-        def register_queues(register):
-            register(Queue(name="opt"))
-    """)
+    platform_env.plugins.add("opt", one_task_plugin("opt", option))
     (problem,) = problems_of(platform_env.set(PLATFORM_PLUGINS="opt"))
     assert problem.startswith("plugin `opt` (throwaway-opt 0.0.1) task `opt.job` " + message)
 
@@ -169,21 +174,7 @@ def test_plugins_show_redacts_passwords_in_urls(platform_env: PlatformEnv) -> No
 
 
 def test_wait_on_a_task_that_stores_no_result_is_refused(platform_env: PlatformEnv) -> None:
-    platform_env.plugins.add("quiet", """
-        from platform_sdk import Queue, hookimpl, task
-
-        @task(name="quiet.job", queue="quiet", ignore_result=True)
-        def job():
-            return 1
-
-        @hookimpl
-        def register_tasks(register):
-            register(job)
-
-        @hookimpl
-        def register_queues(register):
-            register(Queue(name="quiet"))
-    """)
+    platform_env.plugins.add("quiet", one_task_plugin("quiet", "ignore_result=True"))
     platform_env.set(PLATFORM_PLUGINS="quiet")
     sent = platform_env.run("send", "quiet.job", "--wait")
     assert sent.returncode == 2, output_of(sent)

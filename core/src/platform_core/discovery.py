@@ -38,9 +38,8 @@ def _scan() -> tuple[EntryPoint, ...]:
     return tuple(entry_points(group=GROUP))
 
 
-def installed() -> dict[str, list[PluginInfo]]:
-    """Every installed plugin by name (a name may be claimed by several distributions)."""
-    found: dict[str, list[PluginInfo]] = {}
+def _found() -> dict[str, list[tuple[PluginInfo, EntryPoint]]]:
+    found: dict[str, list[tuple[PluginInfo, EntryPoint]]] = {}
     for ep in _scan():
         dist = ep.dist
         info = PluginInfo(
@@ -49,8 +48,13 @@ def installed() -> dict[str, list[PluginInfo]]:
             version=dist.version if dist else "?",
             target=ep.value,
         )
-        found.setdefault(ep.name, []).append(info)
+        found.setdefault(ep.name, []).append((info, ep))
     return found
+
+
+def installed() -> dict[str, list[PluginInfo]]:
+    """Every installed plugin by name (a name may be claimed by several distributions)."""
+    return {name: [info for info, _ in pairs] for name, pairs in _found().items()}
 
 
 def rescan() -> None:
@@ -62,7 +66,8 @@ def load(
     allow: Sequence[str] | None, deny: Sequence[str], problems: list[str]
 ) -> list[LoadedPlugin]:
     """Import the selected plugins; append a message to ``problems`` for each failure."""
-    available = installed()
+    found = _found()
+    available = {name: [info for info, _ in pairs] for name, pairs in found.items()}
     if allow is not None:
         for name in allow:
             if name not in available:
@@ -90,9 +95,6 @@ def load(
         if (allow is None or name in allow) and name not in deny
     ]
     loaded: list[LoadedPlugin] = []
-    eps = {ep.name: [] for ep in _scan()}  # type: dict[str, list[EntryPoint]]
-    for ep in _scan():
-        eps[ep.name].append(ep)
     for name in selected:
         infos = available[name]
         if len(infos) > 1:
@@ -101,9 +103,9 @@ def load(
                 f"plugin name `{name}` is declared by {owners}; uninstall one of them"
             )
             continue
-        info = infos[0]
+        info, entry_point = found[name][0]
         try:
-            module = eps[name][0].load()
+            module = entry_point.load()
         except Exception as exc:  # noqa: BLE001 - any import error is reported, not raised
             problems.append(
                 f"{info.label} failed to import {info.target}: {type(exc).__name__}: {exc}. "

@@ -94,9 +94,9 @@ def _route_ties(registry: Registry, problems: list[str]) -> None:
         best = max(r.item.specificity for r in matching)
         top = [r for r in matching if r.item.specificity == best]
         for a, b in itertools.combinations(top, 2):
-            key = tuple(sorted((a.item.pattern, b.item.pattern)))
+            key = (min(a.item.pattern, b.item.pattern), max(a.item.pattern, b.item.pattern))
             if a.item.queue != b.item.queue and key not in reported:
-                reported.add(key)  # type: ignore[arg-type]
+                reported.add(key)
                 problems.append(
                     f"task `{name}` matches route `{a.item.pattern}` → `{a.item.queue}` of "
                     f"{a.plugin.label} and the equally specific route `{b.item.pattern}` → "
