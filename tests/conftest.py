@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,3 +92,15 @@ def broker_env(request: pytest.FixtureRequest, platform_env: PlatformEnv) -> Pla
 
 def pytest_report_header() -> str:
     return f"python {sys.version.split()[0]}; redis {REDIS_URL}; postgresql {POSTGRES_URL}"
+
+
+@pytest.fixture
+def otlp() -> Iterator[Any]:
+    """An OTLP/HTTP receiver on a free loopback port."""
+    from tests.otlp import start_receiver
+
+    receiver = start_receiver()
+    yield receiver
+    assert receiver.server is not None
+    receiver.server.shutdown()
+    receiver.server.server_close()

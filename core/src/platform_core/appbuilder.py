@@ -14,7 +14,7 @@ from kombu.entity import Exchange, Queue
 
 from platform_sdk import Crontab, Every, RetryPolicy
 
-from . import brokers, policies
+from . import brokers, policies, telemetry
 from .registry import Registry
 from .routing import Router
 from .settings import Settings
@@ -116,9 +116,14 @@ def build_app(
         worker_send_task_events=False,
         worker_pool="platform_core.prefork:PreforkPool",
     )
+    traced = telemetry.wanted(settings)
+    if settings.tracing != "off":
+        app.conf.beat_scheduler = telemetry.BEAT_SCHEDULER
     for c in registry.tasks:
         spec = c.item.spec
         options = policies.task_options(spec, retry_policies, c.plugin.label, problems)
+        if traced:
+            options["Request"] = telemetry.REQUEST_CLASS
         app.task(spec.fn, shared=False, base=PlatformTask, plugin=c.plugin.name, **options)
     app.finalize(auto=True)
     return app

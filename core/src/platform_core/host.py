@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from platform_sdk import RetryPolicy, runtime
 
-from . import discovery, policies
+from . import discovery, policies, telemetry
 from .appbuilder import DEFAULT_QUEUE, build_app
 from .errors import ConfigurationError
 from .manager import collect, new_manager, register_plugins
@@ -98,6 +98,8 @@ def build(
     if problems:
         raise ConfigurationError(problems)
     host = Host(settings, registry, router, retry_policies, plugin_settings, app)
+    if telemetry.wanted(settings):
+        telemetry.install(app, settings)
     if bind:
         runtime.bind(app, home=settings.resolved_home, plugin_settings=plugin_settings)
     return host

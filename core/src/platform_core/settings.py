@@ -82,6 +82,21 @@ class Settings(BaseSettings):
     plugin: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-plugin settings: [plugin.NAME] tables."
     )
+    tracing: Literal["off", "console", "otlp"] = Field(
+        default="off", description="Span export; OTEL_* variables configure the exporter."
+    )
+    tracing_delayed: Literal["link", "child"] = Field(
+        default="link",
+        description="A task run later than tracing_link_after seconds after it was sent "
+        "starts its own trace linked to the producer (link) or stays in it (child).",
+    )
+    tracing_link_after: float = Field(default=300.0, ge=0, description="Seconds.")
+    metrics: Literal["off", "console", "otlp", "prometheus"] = Field(
+        default="off", description="Worker metrics export; otlp uses the OTEL_* variables."
+    )
+    metrics_address: str = Field(
+        default="127.0.0.1:9464", description="host:port of the Prometheus endpoint."
+    )
 
     @field_validator("plugins", "disabled_plugins", mode="before")
     @classmethod

@@ -1,0 +1,312 @@
+"""Spans for producers, pool children, the worker's main process and beat.
+
+The contrib Celery instrumentation creates the spans; this module decides where their
+provider lives. A process gets one :class:`SwitchableTracerProvider` as its global
+provider. Its SDK delegate is created in the process that exports: a pool child makes
+a fresh one at ``worker_process_init`` (the one inherited from the parent is shut down
+there, its queue already emptied by the SDK's fork hook) and flushes it in
+``worker_process_shutdown``, which billiard runs before a recycled child exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from celery import signals
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.instrumentation.celery import CeleryInstrumentor, celery_getter, utils
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.propagate import extract, inject
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from . import attributes as attrs
+from .export import resource, span_exporter
+from .headers import SENT_AT_HEADER
+
+logger = logging.getLogger(__name__)
+
+TRACER_NAME = "platform_core"
+FLUSH_MILLIS = 10_000
+
+
+class _SwitchingTracer(trace.Tracer):
+    """A tracer that always uses its provider's current SDK delegate."""
+
+    def __init__(self, owner: SwitchableTracerProvider, key: tuple[Any, ...]) -> None:
+        self._owner = owner
+        self._key = key
+        self._for: SdkTracerProvider | None = None
+        self._tracer: trace.Tracer = trace.NoOpTracer()
+
+    def _current(self) -> trace.Tracer:
+        delegate = self._owner.delegate
+        if delegate is not self._for:
+            self._tracer = delegate.get_tracer(*self._key) if delegate else trace.NoOpTracer()
+            self._for = delegate
+        return self._tracer
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+        return self._current().start_span(*args, **kwargs)
+
+    def start_as_current_span(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> AbstractContextManager[trace.Span]:
+        return self._current().start_as_current_span(*args, **kwargs)
+
+
+class SwitchableTracerProvider(trace.TracerProvider):
+    """Global provider whose SDK delegate can be replaced after fork.
+
+    Tracers handed out earlier (plugin modules imported before the fork, the
+    instrumentation) follow the replacement.
+    """
+
+    def __init__(self) -> None:
+        self.delegate: SdkTracerProvider | None = None
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Any = None,
+    ) -> trace.Tracer:
+        key = (instrumenting_module_name, instrumenting_library_version, schema_url, attributes)
+        return _SwitchingTracer(self, key)
+
+
+@dataclass
+class _State:
+    mode: str = "off"
+    role: str = "producer"
+    delayed: str = "link"
+    link_after: float = 300.0
+    app: Any = None
+    queues: dict[str, str] = field(default_factory=dict)
+    provider: SwitchableTracerProvider = field(default_factory=SwitchableTracerProvider)
+    signals_connected: bool = False
+    main_pid: int = 0
+
+
+state = _State()
+
+
+def tracer() -> trace.Tracer:
+    return state.provider.get_tracer(TRACER_NAME)
+
+
+def _new_delegate(role: str) -> SdkTracerProvider:
+    provider = SdkTracerProvider(resource=resource(role))
+    exporter = span_exporter(state.mode)
+    processor = SimpleSpanProcessor(exporter) if state.mode == "console" else BatchSpanProcessor(
+        exporter
+    )
+    provider.add_span_processor(processor)
+    return provider
+
+
+def _sent_at(carrier: Any) -> float | None:
+    raw = carrier.get(SENT_AT_HEADER) if isinstance(carrier, Mapping) else getattr(
+        carrier, SENT_AT_HEADER, None
+    )
+    try:
+        return float(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _eta(raw: Any) -> float | None:
+    if isinstance(raw, datetime):
+        return raw.timestamp()
+    if isinstance(raw, str) and raw:
+        try:
+            return datetime.fromisoformat(raw).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def links_to_producer(eta: Any, sent_at: float | None) -> bool:
+    """True when a run should start its own trace, linked to the producer's."""
+    if state.delayed != "link" or sent_at is None:
+        return False
+    due = _eta(eta)
+    return due is not None and due - sent_at > state.link_after
+
+
+def start_run_span(
+    name: str, carrier: Any, getter: Any, eta: Any, start_time: int | None = None
+) -> tuple[trace.Span, Any]:
+    """A consumer span for one run; its parent (or link) comes from the message headers."""
+    parent = extract(carrier, getter=getter) if getter else extract(carrier)
+    parent_span = trace.get_current_span(parent).get_span_context()
+    if parent_span.is_valid and links_to_producer(eta, _sent_at(carrier)):
+        span = tracer().start_span(
+            name, context=context_api.Context(), links=[Link(parent_span)],
+            kind=SpanKind.CONSUMER, start_time=start_time,
+        )
+        return span, None
+    token = context_api.attach(parent) if parent_span.is_valid else None
+    span = tracer().start_span(name, context=parent if parent_span.is_valid else None,
+                               kind=SpanKind.CONSUMER, start_time=start_time)
+    return span, token
+
+
+class PlatformCeleryInstrumentor(CeleryInstrumentor):
+    """The contrib instrumentation, resolving tasks in the platform's own app.
+
+    Contrib looks tasks up in Celery's *current* app, which the platform never sets,
+    so its publish spans would never end; and it cannot link only delayed runs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if not hasattr(self, "_publishing"):
+            self._publishing: dict[str, Any] = {}
+
+    def _task(self, sender: Any) -> Any:
+        if isinstance(sender, str):
+            return state.app.tasks.get(sender) if state.app is not None else None
+        return sender
+
+    def _trace_prerun(self, *args: Any, **kwargs: Any) -> None:
+        task = utils.retrieve_task(kwargs)
+        task_id = utils.retrieve_task_id(kwargs)
+        if task is None or task_id is None:
+            return
+        self.update_task_duration_time(task_id)  # type: ignore[no-untyped-call]
+        request = task.request
+        span, token = start_run_span(
+            f"run/{task.name}", request, celery_getter, getattr(request, "eta", None)
+        )
+        if span.is_recording():
+            attrs.set_run(span, task, request, state.queues)
+        activation = trace.use_span(span, end_on_exit=True)
+        activation.__enter__()
+        utils.attach_context(task, task_id, span, activation, token)
+
+    def _trace_before_publish(self, *args: Any, **kwargs: Any) -> None:
+        task_id = utils.retrieve_task_id_from_message(kwargs)
+        if task_id is None:
+            return
+        sender = kwargs.get("sender")
+        task = self._task(sender)
+        name = task.name if task is not None else str(sender)
+        span = tracer().start_span(f"apply_async/{name}", kind=SpanKind.PRODUCER)
+        if span.is_recording():
+            attrs.set_publish(span, name, task_id, task, kwargs, state.queues)
+        activation = trace.use_span(span, end_on_exit=True)
+        activation.__enter__()
+        self._publishing[task_id] = activation
+        headers = kwargs.get("headers")
+        if headers is not None:
+            inject(headers)
+
+    @staticmethod
+    def _trace_retry(*args: Any, **kwargs: Any) -> None:
+        CeleryInstrumentor._trace_retry(*args, **kwargs)
+        task = utils.retrieve_task_from_sender(kwargs)
+        task_id = utils.retrieve_task_id_from_request(kwargs)
+        found = utils.retrieve_context(task, task_id) if task_id else None
+        if found is None or not found[0].is_recording():
+            return
+        reason = kwargs.get("reason")
+        exc = getattr(reason, "exc", None) or reason
+        if isinstance(exc, BaseException):
+            found[0].record_exception(exc)
+            found[0].set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+    def _trace_after_publish(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> None:
+        task_id = utils.retrieve_task_id_from_message(kwargs)
+        activation = self._publishing.pop(task_id, None) if task_id else None
+        if activation is not None:
+            activation.__exit__(None, None, None)
+
+
+_instrumentor: PlatformCeleryInstrumentor | None = None
+
+
+def _on_worker_init(**_: Any) -> None:
+    state.main_pid = os.getpid()
+    renew("worker")
+
+
+def _on_child_start(**_: Any) -> None:
+    renew("worker" if os.getpid() == state.main_pid else "worker-child")
+
+
+def _on_exit(**_: Any) -> None:
+    shutdown()
+
+
+def install(app: Any, mode: str, delayed: str, link_after: float) -> None:
+    """Trace this process: producer spans now, worker spans as pool children start."""
+    global _instrumentor
+    state.mode, state.delayed, state.link_after, state.app = mode, delayed, link_after, app
+    state.queues = {q.routing_key: q.name for q in app.conf.task_queues or ()}
+    if state.provider.delegate is None:
+        state.provider.delegate = _new_delegate(state.role)
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(state.provider)
+    if _instrumentor is None:
+        _instrumentor = PlatformCeleryInstrumentor()
+        _instrumentor.instrument(tracer_provider=state.provider,
+                                 meter_provider=NoOpMeterProvider())
+    if not state.signals_connected:
+        signals.worker_init.connect(_on_worker_init, weak=False)
+        signals.worker_process_init.connect(_on_child_start, weak=False)
+        signals.worker_process_shutdown.connect(_on_exit, weak=False)
+        signals.worker_shutdown.connect(_on_exit, weak=False)
+        state.signals_connected = True
+
+
+def renew(role: str) -> None:
+    """Replace the delegate inherited across fork with one owned by this process."""
+    old = state.provider.delegate
+    state.role = role
+    state.provider.delegate = _new_delegate(role)
+    if old is not None:
+        old.shutdown()
+
+
+def shutdown() -> None:
+    """Export what is queued; called before a pool child or the worker exits."""
+    delegate = state.provider.delegate
+    if delegate is not None:
+        delegate.force_flush(FLUSH_MILLIS)
+
+
+def enabled() -> bool:
+    return state.mode != "off" and state.provider.delegate is not None
+
+
+def record_lost_run(request: Any, exc: BaseException, requeued: bool) -> None:
+    """Main-process error span for a run whose child died or hit its hard time limit."""
+    if not enabled():
+        return
+    headers = request.request_dict
+    span, token = start_run_span(
+        f"run/{request.name}", headers, None, headers.get("eta"),
+        start_time=int(request.time_start * 1e9) if request.time_start else None,
+    )
+    try:
+        if span.is_recording():
+            attrs.set_run(span, request.task, request, state.queues)
+            span.set_attribute(attrs.REQUEUED, requeued)
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    finally:
+        span.end()
+        if token is not None:
+            context_api.detach(token)
