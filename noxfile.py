@@ -48,6 +48,8 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Worker throughput and enqueue rate, platform vs plain Celery, on Redis (ratios)."""
+    """Throughput and enqueue rate vs plain Celery (ratios, with and without tracing), and
+    the spans each side loses when pool children are recycled; on Redis."""
     install(session, "test")
-    session.run("python", "bench/throughput.py", *session.posargs)
+    session.run("python", "-m", "bench.throughput", *session.posargs)
+    session.run("python", "-m", "bench.tracing_loss")

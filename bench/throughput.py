@@ -1,11 +1,12 @@
 """Worker throughput and enqueue rate: plain Celery vs the platform, same run, same tasks.
 
-Both sides: Redis on loopback (broker and result store), two prefork children,
+All sides: Redis on loopback (broker and result store), two prefork children,
 JSON, a no-op task that increments a Redis counter and stores its result. Runs
 alternate between the sides and the medians are compared; the report gives
-platform / plain ratios.
+platform / plain ratios. The traced sides export every span to an OTLP/HTTP
+sink in this process, so tracing's cost includes encoding and sending.
 
-    python bench/throughput.py [--tasks 5000] [--rounds 3]
+    python -m bench.throughput [--tasks 5000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import uuid
 from pathlib import Path
 
 import redis
+
+from bench.otlp_sink import start_sink
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -45,7 +48,10 @@ SIDES = {
     "plain": "plain Celery 5, defaults",
     "platform": "platform, same tuning as plain (no child recycling)",
     "platform-defaults": "platform defaults (1 GiB memory ceiling, quant's 500 MiB hint)",
+    "plain-traced": "plain Celery + contrib instrumentation, OTLP export",
+    "platform-traced": "platform, same tuning, PLATFORM_TRACING=otlp",
 }
+TRACED = {"plain-traced", "platform-traced"}
 UNLIMITED = ["--max-tasks-per-child", str(10**9), "--max-memory-per-child", str(10**9)]
 
 
@@ -53,11 +59,12 @@ def start_worker(side: str, env: dict[str, str], log: Path) -> subprocess.Popen[
     node = f"{side}-{uuid.uuid4().hex[:6]}@%h"
     common = ["-n", node, "-c", "2", "-Q", "bench", "--without-gossip", "--without-mingle",
               "--without-heartbeat", "-l", "WARNING"]
-    if side == "plain":
-        cmd = [sys.executable, "-m", "celery", "-A", "bench.plain_app", "worker",
+    if side.startswith("plain"):
+        module = "bench.plain_traced_app" if side in TRACED else "bench.plain_app"
+        cmd = [sys.executable, "-m", "celery", "-A", module, "worker",
                "-P", "prefork", "--prefetch-multiplier", "4", *common]
     else:
-        tuning = UNLIMITED if side == "platform" else []
+        tuning = [] if side == "platform-defaults" else UNLIMITED
         cmd = [sys.executable, "-m", "platform_core", "worker", "--prefetch-multiplier", "4",
                *tuning, *common]
     with log.open("wb") as fh:
@@ -69,6 +76,9 @@ def producer(side: str, env: dict[str, str], tasks: int) -> float:
     """Enqueue ``tasks`` with .delay() in a fresh process; return seconds spent enqueuing."""
     if side == "plain":
         setup = "from bench.plain_app import noop"
+    elif side == "plain-traced":
+        setup = ("from bench.plain_traced_app import noop, init_celery_tracing\n"
+                 "init_celery_tracing()")
     else:
         setup = "from bench.plugin import noop; noop.celery_task()"
     code = (f"import time\n{setup}\nnoop.delay()\nt=time.perf_counter()\n"
@@ -79,6 +89,10 @@ def producer(side: str, env: dict[str, str], tasks: int) -> float:
 
 
 def one_round(side: str, env: dict[str, str], tasks: int, logs: Path) -> tuple[float, float]:
+    if side in TRACED:
+        env = {**env, "PLATFORM_TRACING": "otlp"}
+    else:
+        env = {k: v for k, v in env.items() if k != "PLATFORM_TRACING"}
     client = redis.Redis.from_url(REDIS)
     client.flushdb()
     enqueue = producer(side, env, tasks)
@@ -109,14 +123,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sides", default=",".join(SIDES),
+                        help=f"comma-separated subset of {', '.join(SIDES)}")
     args = parser.parse_args()
+    sides = [s for s in args.sides.split(",") if s]
+    unknown = [s for s in sides if s not in SIDES]
+    if unknown:
+        parser.error(f"unknown sides {', '.join(unknown)}; choose from {', '.join(SIDES)}")
     with tempfile.TemporaryDirectory() as tmp:
         site, home, logs = Path(tmp, "site"), Path(tmp, "home"), Path(tmp, "logs")
         logs.mkdir()
         install_plugin(site)
         env = environment(site, home)
         env["PLATFORM_PLUGINS"] = "bench,admin,quant"  # the bundled plugins loaded alongside
-        results: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
+        # the traced sides export every span over OTLP/HTTP to a sink in this process
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=start_sink(),
+                   OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+        results: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
         for _ in range(args.rounds):
             for side, runs in results.items():
                 runs.append(one_round(side, env, args.tasks, logs))
@@ -129,11 +152,15 @@ def main() -> None:
         medians[side] = (drain, enqueue)
         print(f"{side:18} {drain:16.0f} {enqueue:16.0f}   runs: "
               + ", ".join(f"{d:.0f}/{e:.0f}" for d, e in runs) + f"   ({SIDES[side]})")
-    plain_drain, plain_enqueue = medians["plain"]
-    for side in ("platform", "platform-defaults"):
+    for side, base in (("platform", "plain"), ("platform-defaults", "plain"),
+                       ("platform-traced", "plain"), ("platform-traced", "platform"),
+                       ("plain-traced", "plain"), ("platform-traced", "plain-traced")):
+        if side not in medians or base not in medians:
+            continue
         drain, enqueue = medians[side]
-        print(f"ratio {side}/plain: worker {drain / plain_drain:.3f}, "
-              f"enqueue {enqueue / plain_enqueue:.3f}")
+        base_drain, base_enqueue = medians[base]
+        print(f"ratio {side}/{base}: worker {drain / base_drain:.3f}, "
+              f"enqueue {enqueue / base_enqueue:.3f}")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.trace import Span
-
 PLUGIN = "platform.plugin"
 QUEUE = "platform.queue"
 TASK = "platform.task.name"
@@ -35,40 +33,39 @@ def queue_of(delivery_info: Any, queues: Mapping[str, str]) -> str | None:
     return queues.get(key, key) if key else None
 
 
-def set_run(span: Span, task: Any, request: Any, queues: Mapping[str, str]) -> None:
-    """``request`` is a task's Context (in the child) or the worker's request dict."""
-    carrier = request.request_dict if hasattr(request, "request_dict") else request
-    retries = _get(carrier, "retries") or 0
-    span.set_attribute(SYSTEM, "celery")
-    span.set_attribute(TASK, task.name)
-    span.set_attribute(PLUGIN, getattr(task, "plugin", "") or "")
-    span.set_attribute(ATTEMPT, int(retries) + 1)
-    task_id = _get(carrier, "id")
-    if task_id:
-        span.set_attribute(TASK_ID, str(task_id))
-        span.set_attribute(MESSAGE_ID, str(task_id))
-    queue = queue_of(_get(carrier, "delivery_info"), queues)
+def run(task: Any, request: Any, queues: Mapping[str, str]) -> dict[str, Any]:
+    """Attributes of a run span; ``request`` is a task's Context or a request dict."""
+    task_id = str(_get(request, "id") or "")
+    found: dict[str, Any] = {
+        SYSTEM: "celery",
+        TASK: task.name,
+        TASK_ID: task_id,
+        MESSAGE_ID: task_id,
+        PLUGIN: getattr(task, "plugin", "") or "",
+        ATTEMPT: int(_get(request, "retries") or 0) + 1,
+    }
+    queue = queue_of(_get(request, "delivery_info"), queues)
     if queue:
-        span.set_attribute(QUEUE, queue)
-        span.set_attribute(DESTINATION, queue)
+        found[QUEUE] = found[DESTINATION] = queue
+    return found
 
 
-def set_publish(
-    span: Span, name: str, task_id: str, task: Any, kwargs: Mapping[str, Any],
-    queues: Mapping[str, str],
-) -> None:
-    span.set_attribute(SYSTEM, "celery")
-    span.set_attribute(TASK, name)
-    span.set_attribute(TASK_ID, task_id)
-    span.set_attribute(MESSAGE_ID, task_id)
-    span.set_attribute("celery.action", "apply_async")
-    span.set_attribute("celery.task_name", name)
-    if task is not None:
-        span.set_attribute(PLUGIN, getattr(task, "plugin", "") or "")
+def publish(
+    name: str, task_id: str, task: Any, kwargs: Mapping[str, Any], queues: Mapping[str, str],
+) -> dict[str, Any]:
     headers = kwargs.get("headers") or {}
-    span.set_attribute(ATTEMPT, int(headers.get("retries") or 0) + 1)
+    found: dict[str, Any] = {
+        SYSTEM: "celery",
+        TASK: name,
+        TASK_ID: task_id,
+        MESSAGE_ID: task_id,
+        "celery.action": "apply_async",
+        "celery.task_name": name,
+        ATTEMPT: int(headers.get("retries") or 0) + 1,
+    }
+    if task is not None:
+        found[PLUGIN] = getattr(task, "plugin", "") or ""
     key = kwargs.get("routing_key")
     if key:
-        queue = queues.get(key, key)
-        span.set_attribute(QUEUE, queue)
-        span.set_attribute(DESTINATION, queue)
+        found[QUEUE] = found[DESTINATION] = queues.get(key, key)
+    return found

@@ -100,8 +100,11 @@ class _State:
 state = _State()
 
 
+_tracer = state.provider.get_tracer(TRACER_NAME)
+
+
 def tracer() -> trace.Tracer:
-    return state.provider.get_tracer(TRACER_NAME)
+    return _tracer
 
 
 def _new_delegate(role: str) -> SdkTracerProvider:
@@ -144,20 +147,22 @@ def links_to_producer(eta: Any, sent_at: float | None) -> bool:
 
 
 def start_run_span(
-    name: str, carrier: Any, getter: Any, eta: Any, start_time: int | None = None
+    name: str, carrier: Any, getter: Any, eta: Any, attributes: dict[str, Any],
+    start_time: int | None = None,
 ) -> tuple[trace.Span, Any]:
     """A consumer span for one run; its parent (or link) comes from the message headers."""
     parent = extract(carrier, getter=getter) if getter else extract(carrier)
     parent_span = trace.get_current_span(parent).get_span_context()
     if parent_span.is_valid and links_to_producer(eta, _sent_at(carrier)):
-        span = tracer().start_span(
+        span = _tracer.start_span(
             name, context=context_api.Context(), links=[Link(parent_span)],
-            kind=SpanKind.CONSUMER, start_time=start_time,
+            kind=SpanKind.CONSUMER, attributes=attributes, start_time=start_time,
         )
         return span, None
     token = context_api.attach(parent) if parent_span.is_valid else None
-    span = tracer().start_span(name, context=parent if parent_span.is_valid else None,
-                               kind=SpanKind.CONSUMER, start_time=start_time)
+    span = _tracer.start_span(name, context=parent if parent_span.is_valid else None,
+                              kind=SpanKind.CONSUMER, attributes=attributes,
+                              start_time=start_time)
     return span, token
 
 
@@ -186,10 +191,9 @@ class PlatformCeleryInstrumentor(CeleryInstrumentor):
         self.update_task_duration_time(task_id)  # type: ignore[no-untyped-call]
         request = task.request
         span, token = start_run_span(
-            f"run/{task.name}", request, celery_getter, getattr(request, "eta", None)
+            f"run/{task.name}", request, celery_getter, getattr(request, "eta", None),
+            attrs.run(task, request, state.queues),
         )
-        if span.is_recording():
-            attrs.set_run(span, task, request, state.queues)
         activation = trace.use_span(span, end_on_exit=True)
         activation.__enter__()
         utils.attach_context(task, task_id, span, activation, token)
@@ -201,9 +205,9 @@ class PlatformCeleryInstrumentor(CeleryInstrumentor):
         sender = kwargs.get("sender")
         task = self._task(sender)
         name = task.name if task is not None else str(sender)
-        span = tracer().start_span(f"apply_async/{name}", kind=SpanKind.PRODUCER)
-        if span.is_recording():
-            attrs.set_publish(span, name, task_id, task, kwargs, state.queues)
+        span = _tracer.start_span(f"apply_async/{name}", kind=SpanKind.PRODUCER,
+                                  attributes=attrs.publish(name, task_id, task, kwargs,
+                                                           state.queues))
         activation = trace.use_span(span, end_on_exit=True)
         activation.__enter__()
         self._publishing[task_id] = activation
@@ -298,12 +302,11 @@ def record_lost_run(request: Any, exc: BaseException, requeued: bool) -> None:
     headers = request.request_dict
     span, token = start_run_span(
         f"run/{request.name}", headers, None, headers.get("eta"),
+        {**attrs.run(request.task, headers, state.queues), attrs.REQUEUED: requeued},
         start_time=int(request.time_start * 1e9) if request.time_start else None,
     )
     try:
         if span.is_recording():
-            attrs.set_run(span, request.task, request, state.queues)
-            span.set_attribute(attrs.REQUEUED, requeued)
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
     finally:
