@@ -19,14 +19,18 @@ SECRET = "hunter2-do-not-trace"
 
 PLUGIN = '''
 import os, signal, time
+from opentelemetry import trace
 from platform_sdk import BeatEntry, Every, Queue, RetryPolicy, Route, hookimpl, task
 
 AGAIN = RetryPolicy(name="again", max_retries=3, backoff_base=1, backoff_cap=1,
                     jitter=False, retry_on=(ConnectionError,))
 
+tracer = trace.get_tracer("traced")  # at import, before any fork
+
 @task(name="traced.add", queue="traced")
 def add(x: int, y: int, token: str = "") -> int:
-    return x + y
+    with tracer.start_as_current_span("traced.compute"):
+        return x + y
 
 @task(name="traced.flaky", queue="traced", retry=AGAIN)
 def flaky(path: str, failures: int) -> int:
@@ -127,6 +131,9 @@ def test_producer_and_run_spans_form_one_trace_with_platform_attributes(
         assert span.attributes["platform.task.attempt"] == 1
         assert SECRET not in repr(span.attributes) + repr(span.events)
     assert run.status != 2
+    custom = otlp.wait_for(lambda spans: [s for s in spans if s.name == "traced.compute"],
+                           "the plugin's own span")[0]
+    assert custom.parent_id == run.span_id and custom.trace_id == run.trace_id
 
 
 def test_retries_are_attempts_of_one_task_with_exception_events(
@@ -244,3 +251,16 @@ def test_warm_shutdown_flushes_spans(traced: PlatformEnv, otlp: Receiver) -> Non
                          == 5, "five run spans after shutdown", timeout=10)
     assert runs
     assert Counter(s.name for s in otlp.snapshot())["run/traced.add"] == 5
+
+
+@pytest.mark.parametrize("pool", ["solo", "threads"])
+def test_solo_and_threads_pools_trace_from_the_worker_process(
+    traced: PlatformEnv, otlp: Receiver, pool: str
+) -> None:
+    worker = traced.worker("-P", pool)
+    send(traced, "traced.add", 4, 5)
+    run = otlp.wait_for(lambda spans: next(
+        (s for s in spans if s.name == "run/traced.add"), None), "the run span")
+    assert run.resource["platform.process.role"] == "worker"
+    assert run.resource["process.pid"] == worker.popen.pid
+    assert by_id(otlp.snapshot())[run.parent_id].name == "apply_async/traced.add"
