@@ -438,3 +438,42 @@ def test_worker_with_a_requested_but_disabled_plugin(platform_env: PlatformEnv) 
     line = one_line_error(platform_env.run("worker", "--plugins", "admin"))
     assert "admin" in line
     assert "PLATFORM_DISABLED_PLUGINS" in line
+
+
+# --- broken plugins at start-up -------------------------------------------------------
+
+BROKEN = "raise ImportError('broken plugin')\n"
+
+
+@pytest.mark.parametrize("command", [["worker", "--strict"], ["beat", "--strict"],
+                                     ["worker", "--plugins", "clash,admin"],
+                                     ["beat", "--plugins", "clash", "--partial"]])
+def test_strict_or_naming_a_broken_plugin_refuses_to_start(
+    platform_env: PlatformEnv, command: list[str],
+) -> None:
+    platform_env.plugins.add("clash", BROKEN)
+    platform_env.set(PLATFORM_BROKER_URL=UNREACHABLE)  # it must stop before the broker check
+    line = one_line_error(platform_env.run(*command))
+    assert line.startswith("Error: the platform cannot start: plugin `clash` (throwaway-clash "
+                           "0.0.1) failed to import ")
+
+
+def test_worker_table_shows_a_broken_plugin(wide: PlatformEnv) -> None:
+    """Without --strict the worker gets as far as the broker check, the plugin marked."""
+    wide.plugins.add("clash", BROKEN)
+    wide.set(PLATFORM_BROKER_URL=UNREACHABLE)
+    result = wide.run("worker")
+    assert result.returncode == 2, output_of(result)
+    row = next(line for line in result.stdout.splitlines() if "plugin clash" in line)
+    assert "throwaway-clash 0.0.1" in row
+    assert "BROKEN, left out" in row
+    assert result.stderr.startswith("broken plugin left out: plugin `clash` (throwaway-clash "
+                                    "0.0.1) failed to import ")
+    assert "cannot reach the broker" in result.stderr
+
+
+def test_worker_help_documents_strict(platform_env: PlatformEnv) -> None:
+    for command in ("worker", "beat"):
+        result = platform_env.run(command, "--help")
+        assert result.returncode == 0, output_of(result)
+        assert "--strict" in result.stdout

@@ -45,6 +45,16 @@ def describe(annotation: Any) -> str:
     return repr(annotation).replace("typing.", "").replace("typing_extensions.", "")
 
 
+class _Shown:
+    """An annotation as :func:`describe` writes it, for a readable signature."""
+
+    def __init__(self, annotation: Any) -> None:
+        self.text = describe(annotation)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def _resolve(fn: Callable[..., Any], name: str, annotation: Any) -> Any:
     """One parameter's annotation, evaluated if it is a string."""
     if not isinstance(annotation, str):
@@ -77,6 +87,10 @@ class CallSpec:
             params = params[1:]
         params = [p.replace(annotation=_resolve(fn, p.name, p.annotation)) for p in params]
         self.signature = inspect.Signature(params)
+        self.shown = inspect.Signature([
+            p if p.annotation is _P.empty else p.replace(annotation=_Shown(p.annotation))
+            for p in params
+        ])
         self.positional = [p for p in params if p.kind in (_P.POSITIONAL_ONLY,
                                                            _P.POSITIONAL_OR_KEYWORD)]
         self.named = {p.name: p for p in params if p.kind in (_P.POSITIONAL_OR_KEYWORD,
@@ -120,7 +134,7 @@ class CallSpec:
         try:
             self.signature.bind(*new_args, **new_kwargs)
         except TypeError as exc:
-            problem = f"{exc}; it takes {self.signature}"
+            problem = f"{exc}; it takes {self.shown}"
             raise InvalidTaskCall(f"task `{self.task}` {verb} arguments it does not take: "
                                   f"{problem}", task=self.task, problems=(problem,)) from None
         if not self.adapters:

@@ -43,6 +43,10 @@ class EnqueueChecks:
     def __call__(self, name: str, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None,
                  options: dict[str, Any]) -> tuple[Sequence[Any], Mapping[str, Any]]:
         """Check one message; return the arguments to send. ``options`` may be updated."""
+        if "argsrepr" not in options or "kwargsrepr" not in options:
+            argsrepr, kwargsrepr = shape(args or (), kwargs or {})
+            options.setdefault("argsrepr", argsrepr)
+            options.setdefault("kwargsrepr", kwargsrepr)
         call = self.calls.get(name)
         if call is not None:
             args, kwargs = call.for_message(args, kwargs)
@@ -70,8 +74,4 @@ class EnqueueChecks:
                 "pass a reference to the data (a path, a key, a URL) instead of the data",
                 task=name, size=size, limit=self.max_payload_bytes,
             )
-        if "argsrepr" not in options or "kwargsrepr" not in options:
-            argsrepr, kwargsrepr = shape(args, kwargs)
-            options.setdefault("argsrepr", argsrepr)
-            options.setdefault("kwargsrepr", kwargsrepr)
         return args, kwargs

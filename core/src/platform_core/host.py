@@ -96,6 +96,17 @@ def _calls(registry: Registry, problems: list[str]) -> dict[str, arguments.CallS
     return calls
 
 
+def _without_overrides_of(settings: Settings, everything: Registry, left_out: set[str]
+                          ) -> Settings:
+    """Settings without the retry-policy overrides that may be meant for a left-out plugin."""
+    if not left_out:
+        return settings
+    theirs = {c.item.name for c in everything.retry_policies if c.plugin.name in left_out}
+    kept = {name: override for name, override in settings.retry_policies.items()
+            if name not in theirs and not any(namespaces.owns(p, name) for p in left_out)}
+    return settings.model_copy(update={"retry_policies": kept})
+
+
 def build(
     settings: Settings | None = None,
     *,
@@ -148,8 +159,9 @@ def build(
     while True:
         problems = []
         registry = everything.without(excluded)
-        partial = allow is not None or bool(settings.disabled_plugins) or bool(excluded)
-        retry_policies = policies.resolve(settings, registry, problems, partial=partial)
+        partial = allow is not None or bool(settings.disabled_plugins)
+        retry_policies = policies.resolve(_without_overrides_of(settings, everything, excluded),
+                                          registry, problems, partial=partial)
         router = Router(registry.routes, DEFAULT_QUEUE)
         validate(registry, policies.BUILTIN, DEFAULT_QUEUE, router.match, problems)
         namespaces.check(registry, DEFAULT_QUEUE, router.match, problems)
