@@ -46,6 +46,14 @@ def _summary(host: Any) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row["name"])
 
 
+def _load_quietly() -> Any:
+    """The host, broken plugins left out (not logged: these commands show them)."""
+    import logging
+
+    logging.getLogger("platform").setLevel(logging.ERROR)
+    return load_host(strict=False)
+
+
 @click.group()
 def plugins() -> None:
     """Inspect installed plugins."""
@@ -57,7 +65,7 @@ def list_(as_json: bool) -> None:
     """The enabled plugins, whether each loaded, and what each contributes."""
     from rich.table import Table
 
-    host = load_host(strict=False)  # show broken plugins rather than refuse to start
+    host = _load_quietly()
     rows = _summary(host)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -116,7 +124,7 @@ def _describe(kind: str, item: Any, host: Any) -> str:
 @click.argument("name")
 def show(name: str) -> None:
     """Every item plugin NAME contributes."""
-    host = load_host(strict=False)
+    host = _load_quietly()
     info = host.plugins.get(name)
     if info is None and name in host.broken:
         broken = host.broken[name]
