@@ -38,7 +38,7 @@ def test_delay_in_a_plain_process_routes_like_the_platform(platform_env: Platfor
     assert done.returncode == 0, done.stderr
     ids = done.stdout.split()
     client = redis.Redis.from_url(redis_url)
-    email = queued(client, "email")
+    email = queued(client, "admin.email")
     assert [m["headers"]["task"] for m in email] == ["admin.send_email", "admin.send_email"]
     assert {m["headers"]["id"] for m in email} == set(ids[:2])
     later = next(m for m in email if m["headers"]["id"] == ids[1])
@@ -47,4 +47,4 @@ def test_delay_in_a_plain_process_routes_like_the_platform(platform_env: Platfor
     assert [m["headers"]["task"] for m in queued(client, "quant.data")] == [
         "quant.sync_stock_list"]
     assert all(m["content-type"] == "application/json"
-               for q in ("email", "admin", "quant.data") for m in queued(client, q))
+               for q in ("admin.email", "admin", "quant.data") for m in queued(client, q))

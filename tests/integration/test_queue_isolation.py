@@ -26,7 +26,7 @@ def test_quant_worker_leaves_admin_work_for_an_admin_worker(broker_env: Platform
 
 
 def test_minus_q_narrows_to_named_queues(broker_env: PlatformEnv) -> None:
-    worker = broker_env.worker("-Q", "email,quant")
+    worker = broker_env.worker("-Q", "admin.email,quant")
     queues = broker_env.run("inspect", "active_queues", "-d", worker.node, "--timeout", "10")
     assert queues.returncode == 0, queues.stderr
-    assert {q["name"] for q in json.loads(queues.stdout)[worker.node]} == {"email", "quant"}
+    assert {q["name"] for q in json.loads(queues.stdout)[worker.node]} == {"admin.email", "quant"}

@@ -148,9 +148,9 @@ def test_plugins_show_admin_lists_its_items(platform_env: PlatformEnv) -> None:
     result = platform_env.run("plugins", "show", "admin")
     assert result.returncode == 0, output_of(result)
     for fragment in ("admin.print_hello  (queue=admin, retry=default)",
-                     "admin.send_email  (queue=email, retry=network)",
+                     "admin.send_email  (queue=admin.email, retry=network)",
                      "admin.weekly_report  (queue=admin, retry=default)",
-                     "default  (routing key default)", "admin.send_email → email",
+                     "default  (routing key default)", "admin.send_email → admin.email",
                      "admin.hello-every-30s: admin.print_hello every 30s",
                      "admin.weekly-report: admin.weekly_report crontab(0 8 * * 1)"):
         assert fragment in result.stdout, result.stdout
@@ -175,7 +175,7 @@ def test_queues_shows_queues_routes_and_plugins(wide: PlatformEnv) -> None:
             rows[cells[0]] = cells[1:]
     assert rows["default"] == ["default", "admin", ""]
     assert rows["admin"] == ["admin", "admin", "admin.print_hello, admin.weekly_report"]
-    assert rows["email"] == ["email", "admin", "admin.send_email"]
+    assert rows["admin.email"] == ["admin.email", "admin", "admin.send_email"]
     assert rows["quant"] == ["quant", "quant", "quant.heavy_task"]
     assert rows["quant.data"] == ["quant.data", "quant",
                                   "quant.sync_stock_list, quant.process_data"]
@@ -184,7 +184,7 @@ def test_queues_shows_queues_routes_and_plugins(wide: PlatformEnv) -> None:
     # Most specific first: exact names, then globs by literal length.
     assert route_rows == [
         ["quant.process_data", "quant.data", "quant"],
-        ["admin.send_email", "email", "admin"],
+        ["admin.send_email", "admin.email", "admin"],
         ["quant.sync_*", "quant.data", "quant"],
         ["admin.*", "admin", "admin"],
         ["quant.*", "quant", "quant"],
@@ -287,14 +287,16 @@ def test_result_of_an_unknown_id_is_pending(platform_env: PlatformEnv) -> None:
 
 
 def test_configuration_error_lists_problems_without_traceback(platform_env: PlatformEnv) -> None:
-    platform_env.plugins.add("clash", """
+    """A conflict between two plugins stops every command and names both."""
+    platform_env.plugins.add("zeta", """
         from platform_sdk import Queue, hookimpl
 
         @hookimpl
         def register_queues(register):
-            register(Queue(name="email"))
-            register(Queue(name="quant"))
+            register(Queue(name="zeta"))
+            register(Queue(name="default"))
     """)
+    platform_env.set(PLATFORM_RETRY_POLICIES__NETWROK__MAX_RETRIES="1")
     result = platform_env.run("plugins", "list")
     assert result.returncode == 2, output_of(result)
     assert "Traceback" not in result.stdout + result.stderr
@@ -302,26 +304,95 @@ def test_configuration_error_lists_problems_without_traceback(platform_env: Plat
     lines = result.stderr.strip().splitlines()
     assert lines == [
         "Error: the platform cannot start: 2 problems",
-        "  - plugin `clash` (throwaway-clash 0.0.1) declares queue `email`, already declared "
+        "  - configuration overrides retry policy `netwrok`, which does not exist (known: "
+        "default, network); fix the name under [retry_policies]",
+        # plugins load in name order, so zeta comes after admin
+        "  - plugin `zeta` (throwaway-zeta 0.0.1) declares queue `default`, already declared "
         "by plugin `admin` (platform-admin 0.1.0); rename one of them or disable one plugin",
-        # plugins load in name order, so quant comes after clash
-        "  - plugin `quant` (platform-quant 0.1.0) declares queue `quant`, already declared "
-        "by plugin `clash` (throwaway-clash 0.0.1); rename one of them or disable one plugin",
     ]
 
 
-def test_configuration_error_goes_away_when_the_plugin_is_disabled(
-    platform_env: PlatformEnv,
-) -> None:
+def test_broken_plugin_is_listed_and_the_others_still_load(platform_env: PlatformEnv) -> None:
     platform_env.plugins.add("clash", "raise ImportError('broken plugin')\n")
-    broken = platform_env.run("plugins", "list", "--json")
-    assert broken.returncode == 2
-    assert "failed to import" in broken.stderr
-    assert "PLATFORM_DISABLED_PLUGINS=clash" in broken.stderr
+    listed = platform_env.run("plugins", "list", "--json")
+    assert listed.returncode == 0, output_of(listed)
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["clash"]["status"] == "broken"
+    assert rows["clash"]["distribution"] == "throwaway-clash"
+    assert rows["clash"]["version"] == "0.0.1"
+    (error,) = rows["clash"]["errors"]
+    assert error.startswith("plugin `clash` (throwaway-clash 0.0.1) failed to import ")
+    assert "ImportError: broken plugin" in error
+    assert "PLATFORM_DISABLED_PLUGINS=clash" in error
+    assert [rows["clash"][k] for k in ("tasks", "queues", "routes", "beat_entries")] == [0] * 4
+    assert rows["admin"]["status"] == rows["quant"]["status"] == "ok"
+    assert rows["admin"]["errors"] == []
+    assert listed.stderr == ""  # the listing says it; no log line besides
     platform_env.set(PLATFORM_DISABLED_PLUGINS="clash")
     fixed = platform_env.run("plugins", "list", "--json")
     assert fixed.returncode == 0, output_of(fixed)
     assert "clash" not in {row["name"] for row in json.loads(fixed.stdout)}
+    assert fixed.stderr == ""
+
+
+def test_plugins_list_table_shows_the_status(wide: PlatformEnv) -> None:
+    wide.plugins.add("clash", "raise ImportError('broken plugin')\n")
+    result = wide.run("plugins", "list")
+    assert result.returncode == 0, output_of(result)
+    rows = {cells[0]: cells for line in result.stdout.splitlines()
+            if len(cells := [c.strip() for c in line.split("│")[1:-1]]) > 4}
+    assert rows["clash"][1:4] == ["throwaway-clash", "0.0.1", "BROKEN"]
+    assert rows["admin"][3] == rows["quant"][3] == "ok"
+    assert "broken: plugin `clash` (throwaway-clash 0.0.1) failed to import" in result.stdout
+
+
+def test_strict_setting_makes_a_broken_plugin_fatal(platform_env: PlatformEnv) -> None:
+    platform_env.plugins.add("clash", "raise ImportError('broken plugin')\n")
+    platform_env.set(PLATFORM_STRICT="1")
+    line = one_line_error(platform_env.run("send", "admin.print_hello"))
+    assert line.startswith("Error: the platform cannot start: plugin `clash` (throwaway-clash "
+                           "0.0.1) failed to import ")
+    # plugins list still shows what is broken instead of refusing
+    listed = platform_env.run("plugins", "list", "--json")
+    assert listed.returncode == 0, output_of(listed)
+
+
+def test_show_a_broken_plugin(platform_env: PlatformEnv) -> None:
+    platform_env.plugins.add("clash", "raise ImportError('broken plugin')\n")
+    shown = platform_env.run("plugins", "show", "clash")
+    assert shown.returncode == 2, output_of(shown)
+    line = shown.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: plugin `clash` (throwaway-clash 0.0.1) is broken and was left "
+                           "out: plugin `clash` (throwaway-clash 0.0.1) failed to import ")
+
+
+def test_send_a_task_of_a_broken_plugin(platform_env: PlatformEnv) -> None:
+    platform_env.plugins.add("clash", """
+        from platform_sdk import Queue, hookimpl, task
+
+        @task(name="clash.job", queue="clash")
+        def job():
+            return 1
+
+        @hookimpl
+        def register_tasks(register):
+            register(job)
+
+        @hookimpl
+        def register_queues(register):
+            register(Queue(name="clash"))
+            raise RuntimeError("no queues today")
+    """)
+    sent = platform_env.run("send", "clash.job")
+    assert sent.returncode == 2, output_of(sent)
+    *logged, line = sent.stderr.strip().splitlines()
+    assert logged == ["broken plugin left out: plugin `clash` (throwaway-clash 0.0.1) raised in "
+                      "register_queues: RuntimeError: no queues today"]
+    assert line == (
+        "Error: task `clash.job` belongs to plugin `clash`, which is broken and was left out: "
+        "plugin `clash` (throwaway-clash 0.0.1) raised in register_queues: RuntimeError: "
+        "no queues today"
+    )
 
 
 def test_beat_with_plugins_needs_partial(platform_env: PlatformEnv) -> None:
@@ -347,9 +418,9 @@ def test_worker_with_an_undeclared_queue(platform_env: PlatformEnv) -> None:
 
 
 def test_worker_queue_of_a_plugin_not_selected(platform_env: PlatformEnv) -> None:
-    line = one_line_error(platform_env.run("worker", "--plugins", "quant", "-Q", "quant,email"))
+    line = one_line_error(platform_env.run("worker", "--plugins", "quant", "-Q", "quant,admin.email"))
     assert line == (
-        "Error: -Q names email, which no loaded plugin declares (declared: quant, quant.data); "
+        "Error: -Q names admin.email, which no loaded plugin declares (declared: quant, quant.data); "
         "fix -Q or add the plugin with --plugins"
     )
 
@@ -367,3 +438,42 @@ def test_worker_with_a_requested_but_disabled_plugin(platform_env: PlatformEnv) 
     line = one_line_error(platform_env.run("worker", "--plugins", "admin"))
     assert "admin" in line
     assert "PLATFORM_DISABLED_PLUGINS" in line
+
+
+# --- broken plugins at start-up -------------------------------------------------------
+
+BROKEN = "raise ImportError('broken plugin')\n"
+
+
+@pytest.mark.parametrize("command", [["worker", "--strict"], ["beat", "--strict"],
+                                     ["worker", "--plugins", "clash,admin"],
+                                     ["beat", "--plugins", "clash", "--partial"]])
+def test_strict_or_naming_a_broken_plugin_refuses_to_start(
+    platform_env: PlatformEnv, command: list[str],
+) -> None:
+    platform_env.plugins.add("clash", BROKEN)
+    platform_env.set(PLATFORM_BROKER_URL=UNREACHABLE)  # it must stop before the broker check
+    line = one_line_error(platform_env.run(*command))
+    assert line.startswith("Error: the platform cannot start: plugin `clash` (throwaway-clash "
+                           "0.0.1) failed to import ")
+
+
+def test_worker_table_shows_a_broken_plugin(wide: PlatformEnv) -> None:
+    """Without --strict the worker gets as far as the broker check, the plugin marked."""
+    wide.plugins.add("clash", BROKEN)
+    wide.set(PLATFORM_BROKER_URL=UNREACHABLE)
+    result = wide.run("worker")
+    assert result.returncode == 2, output_of(result)
+    row = next(line for line in result.stdout.splitlines() if "plugin clash" in line)
+    assert "throwaway-clash 0.0.1" in row
+    assert "BROKEN, left out" in row
+    assert result.stderr.startswith("broken plugin left out: plugin `clash` (throwaway-clash "
+                                    "0.0.1) failed to import ")
+    assert "cannot reach the broker" in result.stderr
+
+
+def test_worker_help_documents_strict(platform_env: PlatformEnv) -> None:
+    for command in ("worker", "beat"):
+        result = platform_env.run(command, "--help")
+        assert result.returncode == 0, output_of(result)
+        assert "--strict" in result.stdout

@@ -34,6 +34,8 @@ def one_task_plugin(name: str, task_options: str) -> str:
 
 
 def problems_of(env: PlatformEnv, **kwargs: Any) -> list[str]:
+    """The problems start-up reports; strict unless told (any broken plugin stops it)."""
+    kwargs.setdefault("strict", True)
     with pytest.raises(ConfigurationError) as caught:
         env.host(**kwargs)
     return caught.value.problems
@@ -64,7 +66,7 @@ def test_plugin_using_the_runtime_while_the_host_starts_gets_an_error(
         def register_queues(register):
             data_dir("eager")
     """)
-    platform_env.set(PLATFORM_PLUGINS="eager").prepare()
+    platform_env.set(PLATFORM_PLUGINS="eager", PLATFORM_STRICT="1").prepare()
     runtime.unbind()
     with pytest.raises(ConfigurationError) as caught:
         host_module.current()
@@ -112,10 +114,22 @@ def test_empty_allowlist_means_every_plugin(platform_env: PlatformEnv) -> None:
 
 
 def test_equally_specific_routes_of_two_plugins_conflict(platform_env: PlatformEnv) -> None:
+    """Only nested plugin names (`left`, `left.right`) can route one task two ways."""
     platform_env.plugins.add("left", """
+        from platform_sdk import Queue, Route, hookimpl
+
+        @hookimpl
+        def register_queues(register):
+            register(Queue(name="left"))
+
+        @hookimpl
+        def register_routes(register):
+            register(Route(pattern="left.right.*1", queue="left"))
+    """)
+    platform_env.plugins.add("left.right", """
         from platform_sdk import Queue, Route, hookimpl, task
 
-        @task(name="shared.x1")
+        @task(name="left.right.x1")
         def job():
             return 1
 
@@ -125,27 +139,16 @@ def test_equally_specific_routes_of_two_plugins_conflict(platform_env: PlatformE
 
         @hookimpl
         def register_queues(register):
-            register(Queue(name="left"))
+            register(Queue(name="left.right"))
 
         @hookimpl
         def register_routes(register):
-            register(Route(pattern="shared.*1", queue="left"))
-    """)
-    platform_env.plugins.add("right", """
-        from platform_sdk import Queue, Route, hookimpl
-
-        @hookimpl
-        def register_queues(register):
-            register(Queue(name="right"))
-
-        @hookimpl
-        def register_routes(register):
-            register(Route(pattern="shared.x*", queue="right"))
-    """)
-    (problem,) = problems_of(platform_env.set(PLATFORM_PLUGINS="left,right"))
-    assert problem.startswith("task `shared.x1` matches route `shared.")
+            register(Route(pattern="left.right.x*", queue="left.right"))
+    """, distribution="throwaway-left-right", module="throwaway_left_right")
+    (problem,) = problems_of(platform_env.set(PLATFORM_PLUGINS="left,left.right"), strict=False)
+    assert problem.startswith("task `left.right.x1` matches route `left.right.")
     assert "of plugin `left` (throwaway-left 0.0.1)" in problem
-    assert "of plugin `right` (throwaway-right 0.0.1)" in problem
+    assert "of plugin `left.right` (throwaway-left-right 0.0.1)" in problem
     assert problem.endswith("make one pattern more specific")
 
 

@@ -202,7 +202,7 @@ def test_router_matching_is_case_sensitive() -> None:
 # --- routing on a real host with admin and quant --------------------------------------
 
 EXPECTED = {
-    "admin.send_email": "email",
+    "admin.send_email": "admin.email",
     "admin.print_hello": "admin",
     "admin.weekly_report": "admin",
     "quant.sync_stock_list": "quant.data",
@@ -242,7 +242,7 @@ def test_globs_also_route_names_sent_by_string(bundled: Host) -> None:
 
 def test_declared_queues_become_kombu_queues(bundled: Host) -> None:
     queues = {q.name: q for q in bundled.app.conf.task_queues}
-    assert set(queues) == {"default", "admin", "email", "quant", "quant.data"}
+    assert set(queues) == {"default", "admin", "admin.email", "quant", "quant.data"}
     assert queues["quant.data"].routing_key == "quant.data"
     assert queues["quant.data"].exchange.name == "quant.data"
     assert bundled.app.conf.task_default_queue == "default"
@@ -268,7 +268,7 @@ def test_task_queue_option_beats_routes(platform_env: PlatformEnv) -> None:
     platform_env.plugins.add("r", """
         from platform_sdk import BeatEntry, Queue, Route, hookimpl, task
 
-        @task(name="r.pinned", queue="slow")
+        @task(name="r.pinned", queue="r.slow")
         def pinned():
             pass
 
@@ -283,25 +283,25 @@ def test_task_queue_option_beats_routes(platform_env: PlatformEnv) -> None:
 
         @hookimpl
         def register_queues(register):
-            register(Queue(name="fast"))
-            register(Queue(name="slow"))
+            register(Queue(name="r.fast"))
+            register(Queue(name="r.slow"))
 
         @hookimpl
         def register_routes(register):
-            register(Route(pattern="r.pinned", queue="fast"))
-            register(Route(pattern="r.*", queue="fast"))
+            register(Route(pattern="r.pinned", queue="r.fast"))
+            register(Route(pattern="r.*", queue="r.fast"))
 
         @hookimpl
         def register_beat_entries(register):
-            register(BeatEntry(name="r.tick", task="r.routed", schedule=9, queue="slow"))
+            register(BeatEntry(name="r.tick", task="r.routed", schedule=9, queue="r.slow"))
     """)
     host = platform_env.set(PLATFORM_PLUGINS="r").host()
-    assert host.router.queue_of("r.pinned") == "fast"  # what the routes alone would say
-    assert host.queue_of("r.pinned") == "slow"
-    assert host.app.conf.task_routes["r.pinned"] == {"queue": "slow"}
-    assert host.app.amqp.router.route({}, "r.pinned")["queue"].name == "slow"
-    assert host.queue_of("r.routed") == "fast"
-    assert host.app.conf.beat_schedule["r.tick"]["options"] == {"queue": "slow"}
+    assert host.router.queue_of("r.pinned") == "r.fast"  # what the routes alone would say
+    assert host.queue_of("r.pinned") == "r.slow"
+    assert host.app.conf.task_routes["r.pinned"] == {"queue": "r.slow"}
+    assert host.app.amqp.router.route({}, "r.pinned")["queue"].name == "r.slow"
+    assert host.queue_of("r.routed") == "r.fast"
+    assert host.app.conf.beat_schedule["r.tick"]["options"] == {"queue": "r.slow"}
 
 
 def test_queue_options_reach_kombu(platform_env: PlatformEnv) -> None:
@@ -310,7 +310,7 @@ def test_queue_options_reach_kombu(platform_env: PlatformEnv) -> None:
 
         @hookimpl
         def register_queues(register):
-            register(Queue(name="prio", routing_key="prio.key", max_priority=10,
+            register(Queue(name="q.prio", routing_key="prio.key", max_priority=10,
                            message_ttl=1.5, max_length=100))
     """)
     host = platform_env.set(PLATFORM_PLUGINS="q").host()

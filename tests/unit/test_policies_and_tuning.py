@@ -311,6 +311,6 @@ def test_worker_prints_the_tuning_table(platform_env: PlatformEnv) -> None:
     assert rows["pool"] == ["prefork", "platform default"]
     assert rows["max-memory-per-child"] == ["1048576", "platform default"]
     assert rows["broker"] == ["redis://:***@127.0.0.1:1/0", "configuration"]
-    assert rows["queues"][0] == "default, admin, email"
+    assert rows["queues"][0] == "default, admin, admin.email"
     assert rows["plugin admin"] == ["platform-admin 0.1.0", "3 tasks, 3 queues"]
     assert "s3cret" not in result.stdout + result.stderr

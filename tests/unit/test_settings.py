@@ -85,7 +85,8 @@ def test_environment_wins_over_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PLATFORM_BROKER_URL", "redis://env:6379/0")
     monkeypatch.setenv("PLATFORM_WORKER__MAX_TASKS_PER_CHILD", "7")
     settings = Settings()
-    assert settings.broker_url == "redis://env:6379/0"
+    assert settings.broker_url is not None
+    assert settings.broker_url.get_secret_value() == "redis://env:6379/0"
     assert settings.timezone == "Europe/Paris"
     assert settings.worker.max_tasks_per_child == 7
     assert settings.worker.concurrency == 2  # the rest of the [worker] table stays

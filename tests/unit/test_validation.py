@@ -53,6 +53,8 @@ def label(name: str) -> str:
 
 
 def problems_of(env: PlatformEnv, **kwargs: Any) -> list[str]:
+    """The problems start-up reports; strict unless told (any broken plugin stops it)."""
+    kwargs.setdefault("strict", True)
     with pytest.raises(ConfigurationError) as caught:
         env.host(**kwargs)
     return caught.value.problems
@@ -76,14 +78,27 @@ def test_well_formed_throwaway_plugins_build(platform_env: PlatformEnv) -> None:
 
 
 # --- conflicts between plugins --------------------------------------------------------
+#
+# Names are namespaced by plugin (see test_namespaces.py), so two plugins can claim one
+# name only when one plugin's name lies inside the other's namespace (`a` and `a.b`), or
+# with the platform's shared `default` queue. Neither plugin is wrong alone: start-up
+# stops and names both.
+
+NESTED = "plugin `a.b` (throwaway-ab 0.0.1)"
+
+
+def add_nested(env: PlatformEnv, extra: str = "") -> None:
+    """Plugin `a.b` (task `a.b.job` on queue `a.b`), inside plugin `a`'s namespace."""
+    env.plugins.add("a.b", plugin("a.b", extra), distribution="throwaway-ab",
+                    module="throwaway_ab_nested")
 
 
 def test_two_plugins_declare_the_same_task_name(platform_env: PlatformEnv) -> None:
-    platform_env.plugins.add("a", plugin("a", job='name="shared.job", queue="a"'))
-    platform_env.plugins.add("b", plugin("b", job='name="shared.job", queue="b"'))
-    problems = problems_of(only(platform_env, "a", "b"))
+    platform_env.plugins.add("a", plugin("a", job='name="a.b.job", queue="a"'))
+    add_nested(platform_env)
+    problems = problems_of(only(platform_env, "a", "a.b"), strict=False)
     assert problems == [
-        f"{label('b')} declares task `shared.job`, already declared by {label('a')}; "
+        f"{NESTED} declares task `a.b.job`, already declared by {label('a')}; "
         "rename one of them or disable one plugin"
     ]
 
@@ -93,31 +108,30 @@ def test_two_plugins_declare_the_same_queue(platform_env: PlatformEnv) -> None:
         @hookimpl
         def register_queues(register):
             register(Queue(name="a"))
-            register(Queue(name="x"))
+            register(Queue(name="a.b"))
     """))
-    platform_env.plugins.add("b", plugin("b", """
-        @hookimpl
-        def register_queues(register):
-            register(Queue(name="b"))
-            register(Queue(name="x"))
-    """))
-    problems = problems_of(only(platform_env, "a", "b"))
+    add_nested(platform_env)
+    problems = problems_of(only(platform_env, "a", "a.b"), strict=False)
     assert problems == [
-        "plugin `b` (throwaway-b 0.0.1) declares queue `x`, already declared by "
-        "plugin `a` (throwaway-a 0.0.1); rename one of them or disable one plugin"
+        f"{NESTED} declares queue `a.b`, already declared by {label('a')}; "
+        "rename one of them or disable one plugin"
     ]
 
 
 def test_two_plugins_declare_the_same_beat_entry(platform_env: PlatformEnv) -> None:
-    for name in ("a", "b"):
-        platform_env.plugins.add(name, plugin(name, f"""
-            @hookimpl
-            def register_beat_entries(register):
-                register(BeatEntry(name="nightly", task="{name}.job", schedule=60))
-        """))
-    problems = problems_of(only(platform_env, "a", "b"))
+    platform_env.plugins.add("a", plugin("a", """
+        @hookimpl
+        def register_beat_entries(register):
+            register(BeatEntry(name="a.b.nightly", task="a.job", schedule=60))
+    """))
+    add_nested(platform_env, """
+        @hookimpl
+        def register_beat_entries(register):
+            register(BeatEntry(name="a.b.nightly", task="a.b.job", schedule=60))
+    """)
+    problems = problems_of(only(platform_env, "a", "a.b"), strict=False)
     assert problems == [
-        f"{label('b')} declares beat entry `nightly`, already declared by {label('a')}; "
+        f"{NESTED} declares beat entry `a.b.nightly`, already declared by {label('a')}; "
         "rename one of them or disable one plugin"
     ]
 
@@ -129,14 +143,13 @@ def test_a_plugin_conflicting_with_a_bundled_plugin_names_both_distributions(
         @hookimpl
         def register_queues(register):
             register(Queue(name="zeta"))
-            register(Queue(name="email"))
+            register(Queue(name="default"))
     """))
-    problems = problems_of(only(platform_env, "zeta", "admin"))
-    assert len(problems) == 1
-    assert problems[0].startswith(
-        "plugin `zeta` (throwaway-zeta 0.0.1) declares queue `email`, already declared by "
-        "plugin `admin` (platform-admin 0.1.0)"
-    )
+    problems = problems_of(only(platform_env, "zeta", "admin"), strict=False)
+    assert problems == [
+        "plugin `zeta` (throwaway-zeta 0.0.1) declares queue `default`, already declared by "
+        "plugin `admin` (platform-admin 0.1.0); rename one of them or disable one plugin"
+    ]
 
 
 def test_the_same_plugin_declares_a_queue_twice(platform_env: PlatformEnv) -> None:
@@ -169,10 +182,10 @@ def test_route_to_an_undeclared_queue(platform_env: PlatformEnv) -> None:
         @hookimpl
         def register_routes(register):
             register(Route(pattern="a.*", queue="a"))
-            register(Route(pattern="other.*", queue="nowhere"))
+            register(Route(pattern="a.other.*", queue="nowhere"))
     """))
     assert problems_of(only(platform_env, "a")) == [
-        f"{label('a')} routes `other.*` to queue `nowhere`, which no enabled plugin declares "
+        f"{label('a')} routes `a.other.*` to queue `nowhere`, which no enabled plugin declares "
         "(declared: a); declare it with register_queues or enable the plugin that does"
     ]
 
@@ -386,7 +399,7 @@ def test_wrong_types_given_to_register_queues_and_settings(platform_env: Platfor
         def register_queues(register):
             register(Queue(name="a"))
             register("b")
-            register({"name": "dict-queue"})
+            register({"name": "a.dict-queue"})
             register({"name": "bad name!"})
 
         @hookimpl
@@ -460,15 +473,15 @@ def test_task_names_an_unknown_retry_policy(platform_env: PlatformEnv) -> None:
 
 
 def test_task_may_use_a_policy_another_plugin_registers(platform_env: PlatformEnv) -> None:
-    platform_env.plugins.add("a", plugin("a", job='name="a.job", retry="patient"'))
+    platform_env.plugins.add("a", plugin("a", job='name="a.job", retry="b.patient"'))
     platform_env.plugins.add("b", plugin("b", """
         @hookimpl
         def register_retry_policies(register):
-            register(RetryPolicy(name="patient", max_retries=11))
+            register(RetryPolicy(name="b.patient", max_retries=11))
     """))
     host = only(platform_env, "a", "b").host()
     assert host.app.tasks["a.job"].max_retries == 11
-    assert host.app.tasks["a.job"].retry_policy_name == "patient"
+    assert host.app.tasks["a.job"].retry_policy_name == "b.patient"
 
 
 def test_plugin_registers_a_policy_named_like_a_builtin(platform_env: PlatformEnv) -> None:
@@ -484,13 +497,14 @@ def test_plugin_registers_a_policy_named_like_a_builtin(platform_env: PlatformEn
 
 
 def test_two_plugins_register_the_same_policy(platform_env: PlatformEnv) -> None:
+    """Retry policies are shared by name across plugins, so two plugins can clash."""
     for name in ("a", "b"):
         platform_env.plugins.add(name, plugin(name, """
             @hookimpl
             def register_retry_policies(register):
                 register(RetryPolicy(name="patient"))
         """))
-    assert problems_of(only(platform_env, "a", "b")) == [
+    assert problems_of(only(platform_env, "a", "b"), strict=False) == [
         f"{label('b')} declares retry policy `patient`, already declared by {label('a')}; "
         "rename one of them or disable one plugin"
     ]
@@ -657,20 +671,20 @@ def test_one_error_lists_every_problem(platform_env: PlatformEnv) -> None:
         @hookimpl
         def register_routes(register):
             register(Route(pattern="a.*", queue="a"))
-            register(Route(pattern="x.*", queue="x"))
+            register(Route(pattern="a.x.*", queue="x"))
 
         @hookimpl
         def register_beat_entries(register):
             register(BeatEntry(name="a.tick", task="a.nope", schedule=1))
     """))
     with pytest.raises(ConfigurationError) as caught:
-        only(platform_env, "a").host()
+        only(platform_env, "a").host(strict=True)
     message = str(caught.value)
     lines = message.splitlines()
     assert lines[0] == "the platform cannot start: 3 problems"
     assert len(lines) == 4, message
     assert all(line.startswith(f"  - {label('a')} ") for line in lines[1:])
-    assert "routes `x.*` to queue `x`" in lines[1]
+    assert "routes `a.x.*` to queue `x`" in lines[1]
     assert "task `a.slow` has soft_time_limit 5s not below time_limit 5s" in lines[2]
     assert "beat entry `a.tick` runs task `a.nope`" in lines[3]
     assert caught.value.problems == [line[4:] for line in lines[1:]]
@@ -706,7 +720,8 @@ def inproc_job() -> str:
 
 def build_extra(*, extra_plugins: list[tuple[str, Any]]) -> host_module.Host:
     """Build with the bundled plugins (and not whatever else is installed) plus ``extra``."""
-    return host_module.build(Settings(plugins=["admin", "quant"]), extra_plugins=extra_plugins)
+    return host_module.build(Settings(plugins=["admin", "quant"]), extra_plugins=extra_plugins,
+                             strict=True)
 
 
 def module_plugin(**hooks: Any) -> types.ModuleType:
@@ -737,13 +752,13 @@ def test_extra_module_plugin_builds_and_is_tagged_in_process() -> None:
 def test_extra_module_plugin_conflicting_with_admin() -> None:
     @hookimpl
     def register_queues(register: Any) -> None:
-        register(Queue(name="email"))
+        register(Queue(name="default"))
 
     with pytest.raises(ConfigurationError) as caught:
         build_extra(extra_plugins=[("inproc", module_plugin(register_queues=register_queues))])
     assert caught.value.problems == [
-        "plugin `inproc` (registered in process -) declares queue `email`, already declared by "
-        "plugin `admin` (platform-admin 0.1.0); rename one of them or disable one plugin"
+        "plugin `inproc` (registered in process -) declares queue `default`, already declared "
+        "by plugin `admin` (platform-admin 0.1.0); rename one of them or disable one plugin"
     ]
 
 
@@ -781,10 +796,10 @@ class ClassPlugin:
 
 
 def test_extra_class_instance_plugin_builds() -> None:
-    built = build_extra(extra_plugins=[("cls", ClassPlugin())])
+    built = build_extra(extra_plugins=[("inproc", ClassPlugin())])
     assert built.queue_of("inproc.job") == "inproc"
     assert built.app.conf.beat_schedule["inproc.tick"]["task"] == "inproc.job"
-    assert built.registry.counts("cls") == {"tasks": 1, "queues": 1, "routes": 1,
+    assert built.registry.counts("inproc") == {"tasks": 1, "queues": 1, "routes": 1,
                                             "beat_entries": 1}
 
 
@@ -799,11 +814,11 @@ def test_extra_class_instance_plugin_hook_raising_and_bad_beat_entry() -> None:
             register(BeatEntry(name="inproc.tick", task="print_hello", schedule=2))
 
     with pytest.raises(ConfigurationError) as caught:
-        build_extra(extra_plugins=[("cls", Broken())])
+        build_extra(extra_plugins=[("inproc", Broken())])
     assert caught.value.problems == [
-        "plugin `cls` (registered in process -) raised in register_routes: ValueError: "
+        "plugin `inproc` (registered in process -) raised in register_routes: ValueError: "
         "no routes today",
-        "plugin `cls` (registered in process -) beat entry `inproc.tick` runs task "
+        "plugin `inproc` (registered in process -) beat entry `inproc.tick` runs task "
         "`print_hello`, which no enabled plugin provides (did you mean `admin.print_hello`?); "
         "fix the name or enable the plugin providing it",
     ]
@@ -816,10 +831,10 @@ def test_extra_class_instance_plugin_with_wrong_signature() -> None:
             pass
 
     with pytest.raises(ConfigurationError) as caught:
-        build_extra(extra_plugins=[("cls", Wrong())])
+        build_extra(extra_plugins=[("inproc", Wrong())])
     (problem,) = caught.value.problems
     assert problem.startswith(
-        "plugin `cls` (registered in process -) has a hook with a wrong signature: "
+        "plugin `inproc` (registered in process -) has a hook with a wrong signature: "
     )
     assert "extra" in problem
 
@@ -830,7 +845,7 @@ def test_extra_class_instance_plugin_with_undecorated_hook_method() -> None:
             register(Route(pattern="inproc.*", queue="inproc"))
 
     with pytest.raises(ConfigurationError) as caught:
-        build_extra(extra_plugins=[("cls", Forgetful())])
+        build_extra(extra_plugins=[("inproc", Forgetful())])
     assert any("defines `register_routes` without @platform_sdk.hookimpl" in p
                for p in caught.value.problems)
 
@@ -843,9 +858,9 @@ def test_class_instance_routes_declared_as_dicts_are_validated() -> None:
             register({"pattern": " ", "queue": "inproc"})
 
     with pytest.raises(ConfigurationError) as caught:
-        build_extra(extra_plugins=[("cls", Dicts())])
+        build_extra(extra_plugins=[("inproc", Dicts())])
     (problem,) = caught.value.problems
     assert problem.startswith(
-        "plugin `cls` (registered in process -) registered an invalid item in register_routes:"
+        "plugin `inproc` (registered in process -) registered an invalid item in register_routes:"
     )
     assert "route pattern must not be empty" in problem

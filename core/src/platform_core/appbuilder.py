@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,9 @@ from kombu.entity import Exchange, Queue
 
 from platform_sdk import Crontab, Every, RetryPolicy
 
-from . import brokers, policies, telemetry
+from . import arguments, brokers, policies, telemetry
+from .enqueue import EnqueueChecks
+from .platform_app import PlatformCelery
 from .registry import Registry
 from .routing import Router
 from .settings import Settings
@@ -27,6 +30,12 @@ class PlatformTask(CeleryTask):  # type: ignore[misc]
 
     plugin: str = ""
     retry_policy_name: str = "default"
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        checks = getattr(self.app, "enqueue_checks", None)
+        if checks is not None and self.app.conf.task_always_eager:  # no send_task when eager
+            args, kwargs = checks(self.name, args, kwargs, options)
+        return super().apply_async(args, kwargs, **options)
 
 
 def _queue(q: Any) -> Queue:
@@ -92,9 +101,12 @@ def build_app(
     router: Router,
     retry_policies: dict[str, RetryPolicy],
     problems: list[str],
+    calls: Mapping[str, arguments.CallSpec] | None = None,
 ) -> Celery:
     home = settings.resolved_home
-    app = Celery("platform", set_as_current=False, task_cls=PlatformTask)
+    calls = calls if calls is not None else {}
+    app = PlatformCelery("platform", set_as_current=False, task_cls=PlatformTask)
+    app.enqueue_checks = EnqueueChecks(calls, settings.max_payload_bytes)
     app.conf.update(
         brokers.broker_config(settings),
         task_serializer="json",
@@ -121,9 +133,11 @@ def build_app(
         app.conf.beat_scheduler = telemetry.BEAT_SCHEDULER
     for c in registry.tasks:
         spec = c.item.spec
-        options = policies.task_options(spec, retry_policies, c.plugin.label, problems)
+        options = policies.task_options(spec, retry_policies, c.plugin, problems)
+        call = calls.get(spec.name)
+        fn = arguments.validating(spec.fn, call, bind=spec.bind) if call else spec.fn
         if traced:
             options["Request"] = telemetry.REQUEST_CLASS
-        app.task(spec.fn, shared=False, base=PlatformTask, plugin=c.plugin.name, **options)
+        app.task(fn, shared=False, base=PlatformTask, plugin=c.plugin.name, **options)
     app.finalize(auto=True)
     return app

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .errors import BrokerUnavailable
+from .redaction import redact
 from .settings import Settings
+
+__all__ = ["EMBEDDED", "broker_config", "check_broker", "redact"]
 
 EMBEDDED = "filesystem://localhost/"
 
@@ -15,7 +17,7 @@ EMBEDDED = "filesystem://localhost/"
 def broker_config(settings: Settings) -> dict[str, Any]:
     home = settings.resolved_home
     if settings.broker_url:
-        broker = settings.broker_url
+        broker = settings.broker_url.get_secret_value()
         options: dict[str, Any] = {}
     else:
         broker = EMBEDDED
@@ -30,7 +32,7 @@ def broker_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.1,
         }
     if settings.result_backend:
-        backend = settings.result_backend
+        backend = settings.result_backend.get_secret_value()
     elif broker.startswith(("redis://", "rediss://")):
         backend = broker
     else:
@@ -41,19 +43,6 @@ def broker_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": options,
         "result_backend": backend,
     }
-
-
-def redact(url: str) -> str:
-    """The URL without its passwords (also in ``;``-separated failover lists)."""
-    return ";".join(_redact_one(part) for part in url.split(";"))
-
-
-def _redact_one(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def check_broker(app: Any, timeout: float = 3.0) -> None:

@@ -12,6 +12,8 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 
+from .problems import blame
+
 GROUP = "platform.plugins"
 
 
@@ -106,12 +108,12 @@ def load(
         info, entry_point = found[name][0]
         try:
             module = entry_point.load()
-        except Exception as exc:  # noqa: BLE001 - any import error is reported, not raised
-            problems.append(
-                f"{info.label} failed to import {info.target}: {type(exc).__name__}: {exc}. "
-                "Fix the plugin, or leave it out with PLATFORM_DISABLED_PLUGINS="
-                f"{name}"
-            )
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, not raised
+            problems.append(blame(
+                info,
+                f"failed to import {info.target}: {type(exc).__name__}: {exc}. "
+                f"Fix the plugin, or leave it out with PLATFORM_DISABLED_PLUGINS={name}",
+            ))
             continue
         loaded.append(LoadedPlugin(info=info, module=module))
     return loaded

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,27 @@ from celery import Celery
 from pydantic import BaseModel, ValidationError
 
 from platform_sdk import RetryPolicy, runtime
+from platform_sdk.exceptions import InvalidTaskCall
 
-from . import discovery, policies, telemetry
+from . import arguments, discovery, log_privacy, namespaces, policies, telemetry
 from .appbuilder import DEFAULT_QUEUE, build_app
 from .errors import ConfigurationError
 from .manager import collect, new_manager, register_plugins
+from .problems import PluginProblem, blame, culprits, shared
 from .registry import Registry, validate
 from .routing import Router
 from .settings import Settings, load_settings, plugin_env_prefix, plugin_values
 
 IN_PROCESS = "registered in process"
+logger = logging.getLogger("platform")
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin left out at start-up, and why."""
+
+    info: discovery.PluginInfo
+    errors: tuple[str, ...]
 
 
 @dataclass
@@ -32,6 +44,7 @@ class Host:
     retry_policies: dict[str, RetryPolicy]
     plugin_settings: dict[type[BaseModel], BaseModel]
     app: Celery
+    broken: dict[str, BrokenPlugin] = field(default_factory=dict)
 
     @property
     def plugins(self) -> dict[str, discovery.PluginInfo]:
@@ -50,6 +63,9 @@ def _plugin_settings(
         values = plugin_values(settings, c.plugin.name)
         try:
             resolved[c.item] = c.item.model_validate(values)
+        except (TypeError, AttributeError, LookupError, ArithmeticError) as exc:
+            problems.append(blame(c.plugin, f"settings model {c.item.__name__} raised "
+                                            f"{type(exc).__name__}: {exc}"))
         except ValidationError as exc:
             prefix = plugin_env_prefix(c.plugin.name)
             for err in exc.errors():
@@ -61,15 +77,53 @@ def _plugin_settings(
     return resolved
 
 
+def _calls(registry: Registry, problems: list[str]) -> dict[str, arguments.CallSpec]:
+    """The argument checks of every task; beat entries' arguments are checked with them."""
+    calls: dict[str, arguments.CallSpec] = {}
+    for c in registry.tasks:
+        try:
+            calls[c.item.name] = arguments.build(c.item.spec)
+        except arguments.UnsupportedSignature as exc:
+            problems.append(blame(c.plugin, f"task `{c.item.name}` {exc}"))
+    for beat in registry.beat_entries:
+        call = calls.get(beat.item.task)
+        if call is None:
+            continue
+        try:
+            call.for_message(beat.item.args, beat.item.kwargs)
+        except InvalidTaskCall as exc:
+            problems.append(blame(beat.plugin, f"beat entry `{beat.item.name}`: {exc}"))
+    return calls
+
+
+def _without_overrides_of(settings: Settings, everything: Registry, left_out: set[str]
+                          ) -> Settings:
+    """Settings without the retry-policy overrides that may be meant for a left-out plugin."""
+    if not left_out:
+        return settings
+    theirs = {c.item.name for c in everything.retry_policies if c.plugin.name in left_out}
+    kept = {name: override for name, override in settings.retry_policies.items()
+            if name not in theirs and not any(namespaces.owns(p, name) for p in left_out)}
+    return settings.model_copy(update={"retry_policies": kept})
+
+
 def build(
     settings: Settings | None = None,
     *,
     plugins: Sequence[str] | None = None,
     extra_plugins: Iterable[tuple[str, Any]] = (),
     bind: bool = True,
+    strict: bool | None = None,
 ) -> Host:
-    """Load, validate and build. ``plugins`` narrows the configured allowlist."""
+    """Load, validate and build. ``plugins`` narrows the configured allowlist.
+
+    A plugin that is broken by itself (see :mod:`platform_core.problems`) is left out
+    and the others start, unless ``strict`` (default: the ``strict`` setting) or the
+    plugin was named in ``plugins``: then, as for every other problem, start-up stops
+    with :class:`ConfigurationError` listing all problems.
+    """
     settings = settings or load_settings()
+    strict = settings.strict if strict is None else strict
     problems: list[str] = []
     allow = list(plugins) if plugins is not None else settings.plugins
     if plugins is not None and settings.plugins is not None:
@@ -86,18 +140,57 @@ def build(
         loaded.append(discovery.LoadedPlugin(info, obj))
     pm = new_manager()
     infos = register_plugins(pm, loaded, problems)
-    registry = collect(pm, infos, problems)
-    partial = allow is not None or bool(settings.disabled_plugins)
-    retry_policies = policies.resolve(settings, registry, problems, partial=partial)
-    router = Router(registry.routes, DEFAULT_QUEUE)
-    validate(registry, policies.BUILTIN, DEFAULT_QUEUE, router.match, problems)
-    plugin_settings = _plugin_settings(settings, registry, problems)
-    if problems:
-        raise ConfigurationError(problems)
-    app = build_app(settings, registry, router, retry_policies, problems)
-    if problems:
-        raise ConfigurationError(problems)
-    host = Host(settings, registry, router, retry_policies, plugin_settings, app)
+    everything = collect(pm, infos, problems)
+    reported = list(problems)
+    broken = culprits(problems)
+    fatal = shared(problems)
+    # The first pass checks everything collected, so each plugin's problems are all
+    # reported. Leaving a plugin out can break another that relied on it (a retry
+    # policy, say): check again until no plugin is newly found broken.
+    excluded: set[str] = set()
+
+    def record(found: list[str]) -> None:
+        for name, errors in culprits(found).items():
+            if name not in excluded:
+                broken.setdefault(name, []).extend(errors)
+        reported.extend(p for p in found
+                        if isinstance(p, PluginProblem) and p.plugin not in excluded)
+
+    while True:
+        problems = []
+        registry = everything.without(excluded)
+        partial = allow is not None or bool(settings.disabled_plugins)
+        retry_policies = policies.resolve(_without_overrides_of(settings, everything, excluded),
+                                          registry, problems, partial=partial)
+        router = Router(registry.routes, DEFAULT_QUEUE)
+        validate(registry, policies.BUILTIN, DEFAULT_QUEUE, router.match, problems)
+        namespaces.check(registry, DEFAULT_QUEUE, router.match, problems)
+        namespaces.check_plugin_names(registry, problems)
+        calls = _calls(registry, problems)
+        plugin_settings = _plugin_settings(settings, registry, problems)
+        record(problems)
+        if set(broken) != excluded:
+            excluded = set(broken)
+            continue
+        if problems or fatal:
+            break
+        app = build_app(settings, registry, router, retry_policies, problems, calls)
+        record(problems)
+        if set(broken) == excluded:
+            break
+        excluded = set(broken)
+    fatal += problems
+    reported += problems
+    if fatal or (broken and (strict or plugins is not None)):
+        raise ConfigurationError(reported)
+    known = {name: infos[0] for name, infos in discovery.installed().items()}
+    known.update((p.info.name, p.info) for p in loaded)
+    host = Host(settings, registry, router, retry_policies, plugin_settings, app,
+                {name: BrokenPlugin(known[name], tuple(errors)) for name, errors in broken.items()})
+    for errors in broken.values():
+        for error in errors:
+            logger.warning("broken plugin left out: %s", error)
+    log_privacy.install()
     if telemetry.wanted(settings):
         telemetry.install(app, settings)
     if bind:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from platform_sdk import BeatEntry, Queue, RetryPolicy, Route, Task, WorkerHints, hookspecs
 
 from .discovery import LoadedPlugin, PluginInfo
+from .problems import blame
 from .registry import Contribution, Registry
 
 HOOKS: dict[str, type | None] = {
@@ -60,16 +61,16 @@ def _check_hook_names(pm: pluggy.PluginManager, plugin: LoadedPlugin, problems: 
         if marked and attr not in HOOKS:
             close = difflib.get_close_matches(attr, list(HOOKS), n=1)
             hint = f"did you mean `{close[0]}`?" if close else f"hooks are: {', '.join(HOOKS)}"
-            problems.append(
-                f"{plugin.info.label} implements unknown hook `{attr}` in {plugin.info.target}; "
-                f"{hint}"
-            )
+            problems.append(blame(
+                plugin.info, f"implements unknown hook `{attr}` in {plugin.info.target}; {hint}"
+            ))
             ok = False
         elif not marked and attr in HOOKS and _defined_by(module, value):
-            problems.append(
-                f"{plugin.info.label} defines `{attr}` without @platform_sdk.hookimpl, "
-                "so the host would never call it; decorate it with @hookimpl"
-            )
+            problems.append(blame(
+                plugin.info,
+                f"defines `{attr}` without @platform_sdk.hookimpl, "
+                "so the host would never call it; decorate it with @hookimpl",
+            ))
             ok = False
     return ok
 
@@ -85,10 +86,10 @@ def register_plugins(
         try:
             pm.register(plugin.module, name=plugin.info.name)
         except pluggy.PluginValidationError as exc:
-            problems.append(f"{plugin.info.label} has a hook with a wrong signature: {exc}")
+            problems.append(blame(plugin.info, f"has a hook with a wrong signature: {exc}"))
             continue
         except ValueError as exc:
-            problems.append(f"{plugin.info.label} could not be registered: {exc}")
+            problems.append(blame(plugin.info, f"could not be registered: {exc}"))
             continue
         registered[plugin.info.name] = plugin.info
     return registered
@@ -123,7 +124,7 @@ def collect(
                 try:
                     value = _coerce(_hook, _expected, item)
                 except (TypeError, ValidationError) as exc:
-                    problems.append(f"{_info.label} registered an invalid item in {_hook}: {exc}")
+                    problems.append(blame(_info, f"registered an invalid item in {_hook}: {exc}"))
                     return
                 _sink.append(Contribution(value, _info))
 
@@ -131,9 +132,7 @@ def collect(
             try:
                 call(**{name: register for name in impl.argnames})
             except ValidationError as exc:
-                problems.append(f"{info.label} declared an invalid model in {hook}: {exc}")
-            except Exception as exc:  # noqa: BLE001 - a plugin's error is reported, not raised
-                problems.append(
-                    f"{info.label} raised in {hook}: {type(exc).__name__}: {exc}"
-                )
+                problems.append(blame(info, f"declared an invalid model in {hook}: {exc}"))
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, not raised
+                problems.append(blame(info, f"raised in {hook}: {type(exc).__name__}: {exc}"))
     return registry

@@ -6,7 +6,10 @@ import importlib
 from typing import Any
 
 from platform_sdk import RetryPolicy, TaskSpec
+from platform_sdk.exceptions import InvalidTaskCall
 
+from .discovery import PluginInfo
+from .problems import blame
 from .registry import Registry
 from .settings import Settings
 
@@ -67,28 +70,49 @@ def exception_class(dotted: str) -> type[BaseException]:
 # Options the host sets itself, or that would break its guarantees (JSON only).
 RESERVED_OPTIONS = {"name", "bind", "base", "plugin", "shared", "lazy", "serializer",
                     "retry_policy_name", "typing"}
+# The Celery task options a plugin may set through ``@task(**options)``. Every other
+# attribute of Celery's Task (its request and strategy classes, result backend,
+# serializer, methods such as ``apply_async`` or ``on_failure``) would let one
+# plugin change how the platform sends, receives, stores or logs tasks.
+ALLOWED_OPTIONS = {
+    "max_retries", "default_retry_delay", "autoretry_for", "dont_autoretry_for",
+    "retry_kwargs", "retry_backoff", "retry_backoff_max", "retry_jitter", "priority",
+    "expires", "throws", "track_started", "store_errors_even_if_ignored",
+    "acks_on_failure_or_timeout", "reject_on_worker_lost", "resultrepr_maxsize",
+    "send_events",
+}
 
 
-def _checked_extra(spec: TaskSpec, owner: str, problems: list[str]) -> dict[str, Any]:
+def _blamed(owner: PluginInfo | str, message: str) -> str:
+    if isinstance(owner, str):
+        return f"{owner} {message}"
+    return blame(owner, message)
+
+
+def _checked_extra(spec: TaskSpec, owner: PluginInfo | str, problems: list[str]
+                   ) -> dict[str, Any]:
     from celery import Task as CeleryTask
 
     for key in spec.options:
-        if key in RESERVED_OPTIONS:
-            problems.append(
-                f"{owner} task `{spec.name}` sets option `{key}`, which the platform controls; "
-                "remove it (use the task decorator's own parameters)"
-            )
-        elif not hasattr(CeleryTask, key):
-            problems.append(
-                f"{owner} task `{spec.name}` sets unknown option `{key}`; use a Celery task "
+        if key in RESERVED_OPTIONS or (key not in ALLOWED_OPTIONS and hasattr(CeleryTask, key)):
+            problems.append(_blamed(
+                owner,
+                f"task `{spec.name}` sets option `{key}`, which the platform controls; "
+                "remove it (use the task decorator's own parameters)",
+            ))
+        elif key not in ALLOWED_OPTIONS:
+            problems.append(_blamed(
+                owner,
+                f"task `{spec.name}` sets unknown option `{key}`; use a Celery task "
                 "option (max_retries, default_retry_delay, priority, ...) or a parameter of "
-                "platform_sdk.task"
-            )
-    return {k: v for k, v in spec.options.items() if k not in RESERVED_OPTIONS}
+                "platform_sdk.task",
+            ))
+    return {k: v for k, v in spec.options.items() if k in ALLOWED_OPTIONS}
 
 
 def task_options(
-    spec: TaskSpec, policies: dict[str, RetryPolicy], owner: str, problems: list[str]
+    spec: TaskSpec, policies: dict[str, RetryPolicy], owner: PluginInfo | str,
+    problems: list[str],
 ) -> dict[str, Any]:
     """Celery task options for ``spec``; the task's own Celery options win."""
     if isinstance(spec.retry, RetryPolicy):
@@ -100,10 +124,11 @@ def task_options(
         try:
             errors.append(exception_class(dotted))
         except (ImportError, AttributeError, TypeError) as exc:
-            problems.append(
-                f"{owner} task `{spec.name}`: retry policy `{policy.name}` retries on "
-                f"`{dotted}`, which cannot be imported ({exc}); use a dotted exception name"
-            )
+            problems.append(_blamed(
+                owner,
+                f"task `{spec.name}`: retry policy `{policy.name}` retries on "
+                f"`{dotted}`, which cannot be imported ({exc}); use a dotted exception name",
+            ))
     options: dict[str, Any] = {
         "name": spec.name,
         "bind": spec.bind,
@@ -124,4 +149,9 @@ def task_options(
         if value is not None:
             options[key] = value
     options.update(_checked_extra(spec, owner, problems))
+    # Arguments are checked by the platform (platform_core.arguments), and a call
+    # that does not fit the task never succeeds on a retry.
+    options["typing"] = False
+    own = options.get("dont_autoretry_for", ())
+    options["dont_autoretry_for"] = (*((own,) if isinstance(own, type) else own), InvalidTaskCall)
     return options

@@ -14,8 +14,11 @@ from pydantic import BaseModel
 from platform_sdk import BeatEntry, Queue, RetryPolicy, Route, Task, WorkerHints
 
 from .discovery import PluginInfo
+from .problems import blame
 
 T = TypeVar("T")
+KINDS = ("tasks", "queues", "routes", "beat_entries", "retry_policies", "worker_hints",
+         "settings_models")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,13 @@ class Registry:
         bucket: list[Any] = getattr(self, attr)
         return bucket
 
+    def without(self, names: set[str]) -> Registry:
+        """The registry with everything the plugins ``names`` contributed left out."""
+        kept = Registry(plugins={n: p for n, p in self.plugins.items() if n not in names})
+        for kind in KINDS:
+            setattr(kept, kind, [c for c in getattr(self, kind) if c.plugin.name not in names])
+        return kept
+
     def task_map(self) -> dict[str, Contribution[Task[..., Any]]]:
         return {c.item.name: c for c in self.tasks}
 
@@ -49,8 +59,7 @@ class Registry:
         return {c.item.name: c for c in self.queues}
 
     def of_plugin(self, name: str) -> Iterator[tuple[str, Contribution[Any]]]:
-        for kind in ("tasks", "queues", "routes", "beat_entries", "retry_policies",
-                     "worker_hints", "settings_models"):
+        for kind in KINDS:
             for c in getattr(self, kind):
                 if c.plugin.name == name:
                     yield kind, c
@@ -73,7 +82,7 @@ def _duplicates(
         if first is None:
             seen[name] = c
         elif first.plugin == c.plugin:
-            problems.append(f"{c.plugin.label} declares {what} `{name}` twice; remove one")
+            problems.append(blame(c.plugin, f"declares {what} `{name}` twice; remove one"))
         else:
             problems.append(
                 f"{c.plugin.label} declares {what} `{name}`, already declared by "
@@ -120,20 +129,20 @@ def validate(
 
     for policy in registry.retry_policies:
         if policy.item.name in builtin_policies:
-            problems.append(
-                f"{policy.plugin.label} declares retry policy `{policy.item.name}`, which is "
-                "built in; "
-                "choose another name (operators change built-in policies in configuration)"
-            )
+            problems.append(blame(
+                policy.plugin,
+                f"declares retry policy `{policy.item.name}`, which is built in; "
+                "choose another name (operators change built-in policies in configuration)",
+            ))
     for kind in ("worker_hints", "settings_models"):
         counted: dict[str, int] = {}
         for c in getattr(registry, kind):
             counted[c.plugin.name] = counted.get(c.plugin.name, 0) + 1
         for name, n in counted.items():
             if n > 1:
-                label = registry.plugins[name].label
                 hook = "register_" + ("worker_hints" if kind == "worker_hints" else "settings")
-                problems.append(f"{label} registers {n} items in {hook}; register one")
+                problems.append(blame(registry.plugins[name],
+                                      f"registers {n} items in {hook}; register one"))
 
     queues = registry.queue_map()
     declared = ", ".join(sorted(queues)) or "none"
@@ -141,51 +150,56 @@ def validate(
 
     for route in registry.routes:
         if route.item.queue not in queues:
-            problems.append(
-                f"{route.plugin.label} routes `{route.item.pattern}` to queue "
-                f"`{route.item.queue}`, which no "
+            problems.append(blame(
+                route.plugin,
+                f"routes `{route.item.pattern}` to queue `{route.item.queue}`, which no "
                 f"enabled plugin declares (declared: {declared}); declare it with "
-                "register_queues or enable the plugin that does"
-            )
+                "register_queues or enable the plugin that does",
+            ))
     for c in registry.tasks:
         spec = c.item.spec
         if spec.queue is not None and spec.queue not in queues:
-            problems.append(
-                f"{c.plugin.label} task `{spec.name}` names queue `{spec.queue}`, which no "
-                f"enabled plugin declares (declared: {declared}); declare it with register_queues"
-            )
+            problems.append(blame(
+                c.plugin,
+                f"task `{spec.name}` names queue `{spec.queue}`, which no "
+                f"enabled plugin declares (declared: {declared}); declare it with register_queues",
+            ))
         elif spec.queue is None and route_of(spec.name) is None:
             # (A matching route to an undeclared queue is reported with the route.)
             owner = queues.get(default_queue)
             if owner is None:
-                problems.append(
-                    f"{c.plugin.label} task `{spec.name}` matches no route and would go to the "
+                problems.append(blame(
+                    c.plugin,
+                    f"task `{spec.name}` matches no route and would go to the "
                     f"default queue `{default_queue}`, which no enabled plugin declares; add a "
-                    "route or give the task queue=..."
-                )
+                    "route or give the task queue=...",
+                ))
             elif owner.plugin != c.plugin:
-                problems.append(
-                    f"{c.plugin.label} task `{spec.name}` matches no route and would go to the "
+                problems.append(blame(
+                    c.plugin,
+                    f"task `{spec.name}` matches no route and would go to the "
                     f"default queue `{default_queue}` of {owner.plugin.label}, whose workers "
                     f"(--plugins {owner.plugin.name}) cannot run it; route it to a queue of "
-                    f"plugin `{c.plugin.name}` or give the task queue=..."
-                )
+                    f"plugin `{c.plugin.name}` or give the task queue=...",
+                ))
         if isinstance(spec.retry, str) and spec.retry not in policies:
-            problems.append(
-                f"{c.plugin.label} task `{spec.name}` uses retry policy `{spec.retry}`, which "
+            problems.append(blame(
+                c.plugin,
+                f"task `{spec.name}` uses retry policy `{spec.retry}`, which "
                 f"does not exist (known: {', '.join(sorted(policies))}); register it with "
-                "register_retry_policies or use a known one"
-            )
+                "register_retry_policies or use a known one",
+            ))
         if (
             spec.soft_time_limit is not None
             and spec.time_limit is not None
             and spec.soft_time_limit >= spec.time_limit
         ):
-            problems.append(
-                f"{c.plugin.label} task `{spec.name}` has soft_time_limit "
+            problems.append(blame(
+                c.plugin,
+                f"task `{spec.name}` has soft_time_limit "
                 f"{spec.soft_time_limit:g}s not below time_limit {spec.time_limit:g}s; "
-                "the soft limit must come first"
-            )
+                "the soft limit must come first",
+            ))
 
     tasks = registry.task_map()
     _route_ties(registry, problems)
@@ -196,12 +210,14 @@ def validate(
                 n for n in tasks if n.rsplit(".", 1)[-1] == entry.task.rsplit(".", 1)[-1]
             ]
             hint = f" (did you mean `{close[0]}`?)" if close else ""
-            problems.append(
-                f"{beat.plugin.label} beat entry `{entry.name}` runs task `{entry.task}`, which no "
-                f"enabled plugin provides{hint}; fix the name or enable the plugin providing it"
-            )
+            problems.append(blame(
+                beat.plugin,
+                f"beat entry `{entry.name}` runs task `{entry.task}`, which no "
+                f"enabled plugin provides{hint}; fix the name or enable the plugin providing it",
+            ))
         if entry.queue is not None and entry.queue not in queues:
-            problems.append(
-                f"{beat.plugin.label} beat entry `{entry.name}` sends to queue `{entry.queue}`, "
-                f"which no enabled plugin declares (declared: {declared})"
-            )
+            problems.append(blame(
+                beat.plugin,
+                f"beat entry `{entry.name}` sends to queue `{entry.queue}`, "
+                f"which no enabled plugin declares (declared: {declared})",
+            ))

@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigurationError
+from .redaction import SecretUrl, redact
 
 CONFIG_ENV = "PLATFORM_CONFIG"
 DEFAULT_CONFIG_FILE = "platform.toml"
@@ -65,10 +66,10 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default=Path(".platform"), description="Data directory.")
-    broker_url: str | None = Field(
+    broker_url: SecretUrl | None = Field(
         default=None, description="Unset: embedded filesystem broker under home."
     )
-    result_backend: str | None = Field(
+    result_backend: SecretUrl | None = Field(
         default=None, description="Unset: Redis when the broker is Redis, else SQLite under home."
     )
     plugins: Annotated[list[str] | None, NoDecode] = Field(
@@ -81,6 +82,10 @@ class Settings(BaseSettings):
     retry_policies: dict[str, RetryPolicyOverride] = Field(default_factory=dict)
     plugin: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-plugin settings: [plugin.NAME] tables."
+    )
+    strict: bool = Field(default=False, description="Any broken plugin stops start-up.")
+    max_payload_bytes: int = Field(
+        default=1_048_576, ge=1, description="Largest JSON size of a task's arguments (bytes)."
     )
     tracing: Literal["off", "console", "otlp"] = Field(
         default="off", description="Span export; OTEL_* variables configure the exporter."
@@ -160,8 +165,10 @@ def load_settings() -> Settings:
             path = [str(p) for p in err["loc"]]
             env = "PLATFORM_" + "__".join(path).upper()
             key = ".".join(path)
+            got = err.get("input")
+            shown = redact(got) if isinstance(got, str) else got
             problems.append(
-                f"setting `{key}`: {err['msg']} (got {err.get('input')!r}); fix {env} "
+                f"setting `{key}`: {err['msg']} (got {shown!r}); fix {env} "
                 f"or `{key}` in {config_file()}"
             )
         raise ConfigurationError(problems) from None

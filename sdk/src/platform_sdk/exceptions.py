@@ -1,5 +1,43 @@
-"""Exceptions a task may raise or catch, re-exported so plugins need only the SDK."""
+"""Exceptions a task may raise or catch, and the ones the platform raises at a bad call.
+
+Plugins and application code need only the SDK to catch them.
+"""
+
+from __future__ import annotations
 
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 
-__all__ = ["Ignore", "Reject", "Retry", "SoftTimeLimitExceeded"]
+__all__ = [
+    "Ignore",
+    "InvalidTaskCall",
+    "PayloadTooLarge",
+    "Reject",
+    "Retry",
+    "SoftTimeLimitExceeded",
+]
+
+
+class InvalidTaskCall(TypeError, ValueError):
+    """A task was called with arguments its signature does not accept.
+
+    Raised where the task is enqueued (``delay``, ``apply_async``, a signature's
+    ``apply_async``, ``send_task`` by name, ``platform send``), before anything is
+    sent; and in the worker, for a message whose arguments do not fit the task. The
+    message names the task, each offending parameter and what it expects, never the
+    values passed. It is both a ``TypeError`` (as Python's own wrong-call errors)
+    and a ``ValueError`` (as pydantic's validation errors).
+    """
+
+    def __init__(self, message: str, *, task: str = "", problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.task = task
+        self.problems = problems
+
+
+class PayloadTooLarge(InvalidTaskCall):
+    """The serialized arguments are larger than ``max_payload_bytes``."""
+
+    def __init__(self, message: str, *, task: str = "", size: int = 0, limit: int = 0) -> None:
+        super().__init__(message, task=task)
+        self.size = size
+        self.limit = limit

@@ -29,7 +29,9 @@ def register_tasks(register: Callable[[Task[..., object]], None]) -> None:
     :param register: call with each function decorated by :func:`platform_sdk.task`.
 
     Called once when the host loads plugins, in workers, beat and producers alike.
-    Task names are global: two plugins registering one name is a start-up error.
+    Task names are the plugin's name or start with it and a dot (``hello.greet``);
+    a name outside that namespace, or registered twice, leaves the plugin out.
+    Annotated parameters are validated when a task is sent and when it runs.
     """
 
 
@@ -40,7 +42,9 @@ def register_queues(register: Callable[[Queue], None]) -> None:
     :param register: call with each :class:`platform_sdk.Queue`.
 
     A worker started with ``--plugins NAME`` consumes the queues its plugins
-    declare. A queue belongs to one plugin; declaring one twice is an error.
+    declare. Queue names are the plugin's name or start with it and a dot; the
+    platform's ``default`` queue is the one shared name. A queue belongs to one
+    plugin; declaring one twice is an error.
     """
 
 
@@ -48,8 +52,9 @@ def register_queues(register: Callable[[Queue], None]) -> None:
 def register_routes(register: Callable[[Route], None]) -> None:
     """Route tasks to queues by name.
 
-    :param register: call with each :class:`platform_sdk.Route` (a glob on task names
-        and a queue some enabled plugin declares).
+    :param register: call with each :class:`platform_sdk.Route`: a glob on task names
+        starting with the plugin's name and a dot (``hello.*``), and a queue the
+        plugin declares.
 
     A task's own ``queue=`` wins over routes; among routes, the most specific
     pattern wins. Tasks no route matches go to the ``default`` queue.
@@ -60,8 +65,10 @@ def register_routes(register: Callable[[Route], None]) -> None:
 def register_beat_entries(register: Callable[[BeatEntry], None]) -> None:
     """Declare periodic runs for ``platform beat``.
 
-    :param register: call with each :class:`platform_sdk.BeatEntry`; its task must be
-        registered by an enabled plugin, and entry names are global.
+    :param register: call with each :class:`platform_sdk.BeatEntry`; it runs one of
+        the plugin's own tasks (its arguments checked against the task's
+        signature), on the plugin's own queues, and its name is the plugin's name
+        or starts with it and a dot.
     """
 
 

@@ -144,7 +144,8 @@ def task(
 ) -> Any:
     """Declare a task. Register it with the host from the ``register_tasks`` hook.
 
-    :param name: the task's global name; defaults to ``module.function``.
+    :param name: the task's name, ``<plugin>.<something>`` (the host refuses names
+        outside the plugin's namespace); defaults to ``module.function``.
     :param bind: pass the Celery task instance as the first argument (``self``),
         for ``self.update_state(...)``, ``self.retry(...)`` and ``self.request``.
     :param queue: the queue this task goes to, overriding routes.
@@ -157,9 +158,13 @@ def task(
         after the run (acks-late) and redelivered if the worker dies. ``acks_late``
         is accepted as an alias.
     :param ignore_result: do not store the return value.
-    :param options: any other Celery task option (``max_retries``,
+    :param options: other Celery task options the host allows (``max_retries``,
         ``default_retry_delay``, ``autoretry_for``, ``priority``, ...); they win over
         the retry policy.
+
+    Annotated parameters are validated with pydantic where the task is sent and
+    again where it runs; a bad call raises
+    :class:`platform_sdk.exceptions.InvalidTaskCall`.
     """
     if acks_late is not None:
         idempotent = idempotent or acks_late

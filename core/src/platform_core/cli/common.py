@@ -19,10 +19,11 @@ def split_names(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def load_host(plugins: str | None = None) -> Host:
+def load_host(plugins: str | None = None, strict: bool | None = None) -> Host:
+    """The host; ``strict=None`` leaves it to the ``strict`` setting."""
     from ..host import current
 
-    return current(plugins=split_names(plugins))
+    return current(plugins=split_names(plugins), strict=strict)
 
 
 def console(stderr: bool = False) -> Console:

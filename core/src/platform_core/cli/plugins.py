@@ -26,10 +26,32 @@ def _summary(host: Any) -> list[dict[str, Any]]:
             "distribution": info.distribution,
             "version": info.version,
             "module": info.target,
+            "status": "ok",
+            "errors": [],
             "hooks": _hooks_of(host, info.name),
             **host.registry.counts(info.name),
         })
-    return rows
+    for broken in host.broken.values():
+        info = broken.info
+        rows.append({
+            "name": info.name,
+            "distribution": info.distribution,
+            "version": info.version,
+            "module": info.target,
+            "status": "broken",
+            "errors": list(broken.errors),
+            "hooks": [],
+            **dict.fromkeys(KINDS, 0),
+        })
+    return sorted(rows, key=lambda row: row["name"])
+
+
+def _load_quietly() -> Any:
+    """The host, broken plugins left out (not logged: these commands show them)."""
+    import logging
+
+    logging.getLogger("platform").setLevel(logging.ERROR)
+    return load_host(strict=False)
 
 
 @click.group()
@@ -40,21 +62,26 @@ def plugins() -> None:
 @plugins.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(as_json: bool) -> None:
-    """The enabled plugins and what each contributes."""
+    """The enabled plugins, whether each loaded, and what each contributes."""
     from rich.table import Table
 
-    host = load_host()
+    host = _load_quietly()
     rows = _summary(host)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(header_style="bold")
-    for column in ("plugin", "distribution", "version", "hooks", *KINDS):
+    for column in ("plugin", "distribution", "version", "status", "hooks", *KINDS):
         table.add_column(column.replace("_", " "))
     for row in rows:
-        table.add_row(row["name"], row["distribution"], row["version"], ", ".join(row["hooks"]),
-                      *(str(row[k]) for k in KINDS))
-    console().print(table)
+        status = "ok" if row["status"] == "ok" else "[bold red]BROKEN[/bold red]"
+        table.add_row(row["name"], row["distribution"], row["version"], status,
+                      ", ".join(row["hooks"]), *(str(row[k]) for k in KINDS))
+    out = console()
+    out.print(table)
+    for row in rows:
+        for error in row["errors"]:
+            out.print(f"broken: {error}", highlight=False, markup=False)
 
 
 def _describe(kind: str, item: Any, host: Any) -> str:
@@ -97,8 +124,14 @@ def _describe(kind: str, item: Any, host: Any) -> str:
 @click.argument("name")
 def show(name: str) -> None:
     """Every item plugin NAME contributes."""
-    host = load_host()
+    host = _load_quietly()
     info = host.plugins.get(name)
+    if info is None and name in host.broken:
+        broken = host.broken[name]
+        raise PlatformError(
+            f"plugin `{name}` ({broken.info.distribution} {broken.info.version}) is broken and "
+            f"was left out: {'; '.join(broken.errors)}"
+        )
     if info is None:
         raise PlatformError(
             f"plugin `{name}` is not loaded (loaded: {', '.join(host.plugins) or 'none'}); "

@@ -99,11 +99,20 @@ def send(
     """Enqueue TASK_NAME and print its id."""
     args = parse_json("--args", args_json, list, "[1, 2]")
     kwargs = parse_json("--kwargs", kwargs_json, dict, '{"to": "a@example.com"}')
+    from platform_sdk.exceptions import InvalidTaskCall
+
     from ..brokers import check_broker
+    from ..namespaces import owns
 
     host = load_host()
     known = host.registry.task_map()
     if task_name not in known:
+        broken = next((b for name, b in host.broken.items() if owns(name, task_name)), None)
+        if broken is not None:
+            raise UnknownTask(
+                f"task `{task_name}` belongs to plugin `{broken.info.name}`, which is broken and "
+                f"was left out: {broken.errors[0]}"
+            )
         close = difflib.get_close_matches(task_name, list(known), n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "see `platform plugins show NAME`"
         raise UnknownTask(f"no enabled plugin provides task `{task_name}`; {hint}")
@@ -116,6 +125,10 @@ def send(
             f"task `{task_name}` does not store results (ignore_result), so --wait would never "
             "see it finish; send it without --wait and follow it in the worker log"
         )
+    try:  # before reaching for the broker: a bad call fails the same everywhere
+        host.app.enqueue_checks(task_name, args, kwargs, {})
+    except InvalidTaskCall as exc:
+        raise PlatformError(str(exc)) from None
     check_broker(host.app)
     options: dict[str, Any] = {}
     if countdown is not None:

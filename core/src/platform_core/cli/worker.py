@@ -55,11 +55,23 @@ def tuning_table(host: Any, queues: list[str], from_flag: bool, tuned: dict[str,
             f"{info.distribution} {info.version}",
             f"{counts['tasks']} tasks, {counts['queues']} queues",
         )
+    add_broken_rows(table, host)
     return table
+
+
+def add_broken_rows(table: Any, host: Any) -> None:
+    for broken in host.broken.values():
+        info = broken.info
+        table.add_row(f"plugin {info.name}", f"{info.distribution} {info.version}",
+                      f"BROKEN, left out: {len(broken.errors)} problem(s), see the log above")
+
+
+STRICT_HELP = "Refuse to start if any plugin is broken (default: PLATFORM_STRICT, off)."
 
 
 @click.command(context_settings=PASS_THROUGH)
 @click.option("--plugins", help="Comma-separated plugins to load (default: all enabled).")
+@click.option("--strict", is_flag=True, default=None, help=STRICT_HELP)
 @click.option("-Q", "--queues", help="Queues to consume (default: the loaded plugins' queues).")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1))
 @click.option("--max-tasks-per-child", type=click.IntRange(min=1))
@@ -70,6 +82,7 @@ def tuning_table(host: Any, queues: list[str], from_flag: bool, tuned: dict[str,
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(
     plugins: str | None,
+    strict: bool | None,
     queues: str | None,
     loglevel: str,
     celery_args: tuple[str, ...],
@@ -79,7 +92,7 @@ def worker(
     from ..brokers import check_broker
     from ..tuning import effective
 
-    host = load_host(plugins)
+    host = load_host(plugins, strict)
     chosen = select_queues(host, queues)
     tuned = effective(cli_tuning, host.settings.worker,
                       (c for c in host.registry.worker_hints))
@@ -98,9 +111,11 @@ def worker(
 @click.option("--plugins", help="Run only these plugins' entries (needs --partial).")
 @click.option("--partial", is_flag=True,
               help="Allow a beat that runs only some enabled plugins' entries.")
+@click.option("--strict", is_flag=True, default=None, help=STRICT_HELP)
 @click.option("-l", "--loglevel", default="INFO", show_default=True)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def beat(plugins: str | None, partial: bool, loglevel: str, celery_args: tuple[str, ...]) -> None:
+def beat(plugins: str | None, partial: bool, strict: bool | None, loglevel: str,
+         celery_args: tuple[str, ...]) -> None:
     """Run the scheduler with the beat entries of every enabled plugin."""
     from rich.table import Table
 
@@ -111,7 +126,7 @@ def beat(plugins: str | None, partial: bool, loglevel: str, celery_args: tuple[s
             "platform beat runs every enabled plugin's entries; --plugins would silently drop "
             "the others' periodic work. Add --partial if that is what you want"
         )
-    host = load_host(plugins)
+    host = load_host(plugins, strict)
     table = Table(title="platform beat", header_style="bold")
     for column in ("entry", "task", "schedule", "plugin"):
         table.add_column(column)

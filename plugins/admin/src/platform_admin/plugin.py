@@ -21,13 +21,13 @@ def register_tasks(register: Callable[[Any], None]) -> None:
 def register_queues(register: Callable[[Queue], None]) -> None:
     register(Queue(name="default", description="Tasks no route claims."))
     register(Queue(name="admin", description="Housekeeping and reports."))
-    register(Queue(name="email", description="Outgoing mail."))
+    register(Queue(name="admin.email", description="Outgoing mail."))
 
 
 @hookimpl
 def register_routes(register: Callable[[Route], None]) -> None:
     register(Route(pattern="admin.*", queue="admin"))
-    register(Route(pattern="admin.send_email", queue="email"))
+    register(Route(pattern="admin.send_email", queue="admin.email"))
 
 
 @hookimpl

@@ -1,0 +1,209 @@
+"""Task arguments checked against the task function's signature, with pydantic.
+
+A :class:`CallSpec` is built once per task from its function: one pydantic
+``TypeAdapter`` per annotated parameter (``self`` of a ``bind=True`` task is left
+out; un-annotated, ``Any`` and ``object`` parameters accept anything). It is used
+twice, with ``validate_call`` semantics end to end:
+
+- where the task is sent (:meth:`CallSpec.for_message`): the arguments must fit the
+  signature, and each annotated argument is validated and replaced by its JSON
+  form (a ``date`` becomes ``"2026-01-31"``, a pydantic model a ``dict``);
+- where it runs (:meth:`CallSpec.for_call`): the JSON values are validated back into
+  the annotated types, so ``def f(day: date)`` receives a ``date``.
+
+Errors name the task, the parameter and what it expects, never the value itself:
+arguments may be secrets.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from platform_sdk import TaskSpec
+from platform_sdk.exceptions import InvalidTaskCall
+
+_P = inspect.Parameter
+_UNCHECKED = (Any, object)
+
+
+class UnsupportedSignature(Exception):
+    """The task's signature cannot be checked; the message says how to fix it."""
+
+
+def describe(annotation: Any) -> str:
+    """A short, readable name for a type annotation."""
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__qualname__
+    return repr(annotation).replace("typing.", "").replace("typing_extensions.", "")
+
+
+class _Shown:
+    """An annotation as :func:`describe` writes it, for a readable signature."""
+
+    def __init__(self, annotation: Any) -> None:
+        self.text = describe(annotation)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _resolve(fn: Callable[..., Any], name: str, annotation: Any) -> Any:
+    """One parameter's annotation, evaluated if it is a string."""
+    if not isinstance(annotation, str):
+        return annotation
+    holder = SimpleNamespace(__annotations__={name: annotation})
+    target = inspect.unwrap(fn)
+    try:
+        return typing.get_type_hints(holder, globalns=getattr(target, "__globals__", {}),
+                                     include_extras=True)[name]
+    except Exception as exc:  # noqa: BLE001 - NameError, SyntaxError, TypeError, ...
+        raise UnsupportedSignature(
+            f"parameter `{name}` has the annotation {annotation!r}, which cannot be "
+            f"evaluated ({type(exc).__name__}: {exc}); import that type at run time, "
+            "not only under TYPE_CHECKING, or drop the annotation"
+        ) from None
+
+
+class CallSpec:
+    """The checks of one task's arguments."""
+
+    def __init__(self, task: str, fn: Callable[..., Any], *, bind: bool = False) -> None:
+        self.task = task
+        params = list(inspect.signature(fn).parameters.values())
+        if bind:
+            if not params or params[0].kind not in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD):
+                raise UnsupportedSignature(
+                    "has bind=True but its function takes no first parameter for the task "
+                    "instance; add `self` as the first parameter"
+                )
+            params = params[1:]
+        params = [p.replace(annotation=_resolve(fn, p.name, p.annotation)) for p in params]
+        self.signature = inspect.Signature(params)
+        self.shown = inspect.Signature([
+            p if p.annotation is _P.empty else p.replace(annotation=_Shown(p.annotation))
+            for p in params
+        ])
+        self.positional = [p for p in params if p.kind in (_P.POSITIONAL_ONLY,
+                                                           _P.POSITIONAL_OR_KEYWORD)]
+        self.named = {p.name: p for p in params if p.kind in (_P.POSITIONAL_OR_KEYWORD,
+                                                              _P.KEYWORD_ONLY)}
+        self.var_positional = next((p for p in params if p.kind is _P.VAR_POSITIONAL), None)
+        self.var_keyword = next((p for p in params if p.kind is _P.VAR_KEYWORD), None)
+        self.adapters: dict[str, TypeAdapter[Any]] = {}
+        self.expected: dict[str, str] = {}
+        for p in params:
+            if p.annotation is _P.empty or p.annotation in _UNCHECKED:
+                continue
+            try:
+                self.adapters[p.name] = TypeAdapter(p.annotation)
+            except PydanticSchemaGenerationError:
+                raise UnsupportedSignature(
+                    f"parameter `{p.name}` is annotated with {describe(p.annotation)}, which "
+                    "pydantic cannot validate; task arguments travel as JSON, so use a JSON "
+                    "type, a standard type pydantic knows (date, Decimal, UUID, ...) or a "
+                    "pydantic model, or drop the annotation"
+                ) from None
+            self.expected[p.name] = describe(p.annotation)
+
+    @property
+    def checks_anything(self) -> bool:
+        return bool(self.adapters)
+
+    def for_message(self, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None
+                    ) -> tuple[list[Any], dict[str, Any]]:
+        """Check a call and return its arguments in JSON form (as they will be sent)."""
+        return self._apply(args, kwargs, dump=True, verb="was called with")
+
+    def for_call(self, args: Sequence[Any], kwargs: Mapping[str, Any]
+                 ) -> tuple[list[Any], dict[str, Any]]:
+        """Check received arguments and return them as the annotated types."""
+        return self._apply(args, kwargs, dump=False, verb="received")
+
+    def _apply(self, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None, *,
+               dump: bool, verb: str) -> tuple[list[Any], dict[str, Any]]:
+        new_args = list(args or ())
+        new_kwargs = dict(kwargs or {})
+        try:
+            self.signature.bind(*new_args, **new_kwargs)
+        except TypeError as exc:
+            problem = f"{exc}; it takes {self.shown}"
+            raise InvalidTaskCall(f"task `{self.task}` {verb} arguments it does not take: "
+                                  f"{problem}", task=self.task, problems=(problem,)) from None
+        if not self.adapters:
+            return new_args, new_kwargs
+        problems: list[str] = []
+        for index, value in enumerate(new_args):
+            if index < len(self.positional):
+                param, where = self.positional[index], f"`{self.positional[index].name}`"
+            else:
+                assert self.var_positional is not None  # bind() accepted the call
+                param = self.var_positional
+                where = f"`*{param.name}` item {index - len(self.positional)}"
+            new_args[index] = self._one(param.name, where, value, dump, problems)
+        for key, value in new_kwargs.items():
+            param_or_none = self.named.get(key)
+            if param_or_none is None:
+                assert self.var_keyword is not None
+                param, where = self.var_keyword, f"`**{self.var_keyword.name}` key `{key}`"
+            else:
+                param, where = param_or_none, f"`{key}`"
+            new_kwargs[key] = self._one(param.name, where, value, dump, problems)
+        if problems:
+            raise InvalidTaskCall(
+                f"task `{self.task}` {verb} invalid arguments: " + "; ".join(problems),
+                task=self.task, problems=tuple(problems),
+            )
+        return new_args, new_kwargs
+
+    def _one(self, name: str, where: str, value: Any, dump: bool, problems: list[str]) -> Any:
+        adapter = self.adapters.get(name)
+        if adapter is None:
+            return value
+        try:
+            valid = adapter.validate_python(value)
+            return adapter.dump_python(valid, mode="json") if dump else valid
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False, include_input=True):
+                inner = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}"
+                                for p in err["loc"])
+                got = type(err.get("input")).__name__
+                problems.append(f"{where}{inner}: {err['msg']} (expected "
+                                f"{self.expected[name]}, got {got})")
+        except PydanticSerializationError as exc:
+            problems.append(f"{where} cannot be sent as JSON: {exc}")
+        return value
+
+
+def build(spec: TaskSpec) -> CallSpec:
+    """The checks of ``spec``'s function; :class:`UnsupportedSignature` if impossible."""
+    return CallSpec(spec.name, spec.fn, bind=spec.bind)
+
+
+def validating(fn: Callable[..., Any], call: CallSpec, *, bind: bool) -> Callable[..., Any]:
+    """``fn`` receiving its arguments validated into their annotated types.
+
+    Returns ``fn`` itself when no parameter is annotated: nothing to check.
+    """
+    if not call.checks_anything:
+        return fn
+
+    if bind:
+        def run_bound(task: Any, *args: Any, **kwargs: Any) -> Any:
+            args_, kwargs_ = call.for_call(args, kwargs)
+            return fn(task, *args_, **kwargs_)
+
+        return functools.update_wrapper(run_bound, fn)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        args_, kwargs_ = call.for_call(args, kwargs)
+        return fn(*args_, **kwargs_)
+
+    return functools.update_wrapper(run, fn)

@@ -1,0 +1,23 @@
+"""The platform's Celery app class: every task message leaves through ``send_task``.
+
+``Task.apply_async`` (and so ``delay``, signatures, retries, chains and groups),
+beat and ``send_task`` by name all end in :meth:`PlatformCelery.send_task`, the one
+place where a message can be checked before it is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from .enqueue import EnqueueChecks
+
+
+class PlatformCelery(Celery):  # type: ignore[misc]
+    enqueue_checks: EnqueueChecks | None = None
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        if self.enqueue_checks is not None:
+            args, kwargs = self.enqueue_checks(name, args, kwargs, options)
+        return super().send_task(name, args, kwargs, **options)
