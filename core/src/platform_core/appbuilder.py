@@ -14,7 +14,7 @@ from kombu.entity import Exchange, Queue
 
 from platform_sdk import Crontab, Every, RetryPolicy
 
-from . import brokers, policies
+from . import brokers, policies, reliability
 from .registry import Registry
 from .routing import Router
 from .settings import Settings
@@ -95,8 +95,10 @@ def build_app(
 ) -> Celery:
     home = settings.resolved_home
     app = Celery("platform", set_as_current=False, task_cls=PlatformTask)
+    connection = brokers.broker_config(settings)
+    reliability.check(settings, registry, problems)
     app.conf.update(
-        brokers.broker_config(settings),
+        connection,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -109,16 +111,17 @@ def build_app(
         task_routes=task_routes(registry, router),
         result_expires=settings.result_expires,
         beat_schedule=beat_schedule(registry),
-        beat_schedule_filename=str(home / "beat-schedule"),
+        beat_schedule_filename=str(home / "beat-schedule.json"),
         timezone=settings.timezone,
         enable_utc=True,
-        broker_connection_retry_on_startup=True,
         worker_send_task_events=False,
         worker_pool="platform_core.prefork:PreforkPool",
     )
+    app.conf.update(reliability.app_config(settings, connection))
     for c in registry.tasks:
         spec = c.item.spec
         options = policies.task_options(spec, retry_policies, c.plugin.label, problems)
+        options.update(reliability.task_limits(spec, settings))
         app.task(spec.fn, shared=False, base=PlatformTask, plugin=c.plugin.name, **options)
     app.finalize(auto=True)
     return app

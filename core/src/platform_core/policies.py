@@ -66,7 +66,10 @@ def exception_class(dotted: str) -> type[BaseException]:
 
 # Options the host sets itself, or that would break its guarantees (JSON only).
 RESERVED_OPTIONS = {"name", "bind", "base", "plugin", "shared", "lazy", "serializer",
-                    "retry_policy_name", "typing"}
+                    "retry_policy_name", "typing",
+                    # reliability defaults: idempotent=True, time_limit=, soft_time_limit=
+                    "acks_late", "reject_on_worker_lost", "acks_on_failure_or_timeout",
+                    "time_limit", "soft_time_limit"}
 
 
 def _checked_extra(spec: TaskSpec, owner: str, problems: list[str]) -> dict[str, Any]:

@@ -119,6 +119,8 @@ def beat(plugins: str | None, partial: bool, loglevel: str, celery_args: tuple[s
         table.add_row(c.item.name, c.item.task, c.item.schedule.describe(), c.plugin.name)
     console().print(table)
     check_broker(host.app)
+    if plugins is not None:  # a partial beat locks only against beats of the same plugins
+        host.app.conf.platform_beat_scope = ",".join(sorted(host.plugins))
     host.settings.resolved_home.mkdir(parents=True, exist_ok=True)  # holds the schedule file
     host.app.start(["beat", "-l", loglevel, *celery_args])
 
