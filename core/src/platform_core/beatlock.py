@@ -224,7 +224,7 @@ class AmqpLock(BeatLock):
         return connection
 
     def _state(self, channel: Any) -> Any:
-        from kombu import Queue
+        from kombu.entity import Queue
 
         return Queue(self.state_queue, durable=True, auto_delete=False, max_length=1,
                      channel=channel)
@@ -236,15 +236,15 @@ class AmqpLock(BeatLock):
         self._connection = self._channel = None
 
     def acquire(self) -> tuple[bool, str | None]:
-        from amqp.exceptions import ResourceLocked
-
         try:
             connection = self._connection or self._connect()
             channel = connection.channel()
             try:
                 channel.queue_declare(queue=self.queue, exclusive=True, durable=False,
                                       auto_delete=False)
-            except ResourceLocked:
+            except Exception as exc:
+                if _reply_code(exc) != RESOURCE_LOCKED:
+                    raise
                 seen = self._peek_holder(connection)
                 with contextlib.suppress(Exception):
                     connection.release()
@@ -279,16 +279,16 @@ class AmqpLock(BeatLock):
         self._drop()
 
     def holder(self) -> str | None:
-        from amqp.exceptions import NotFound, ResourceLocked
-
         with self.app.connection_for_write(transport_options={"max_retries": 0}) as connection:
             connection.ensure_connection(max_retries=0)
             try:
                 connection.channel().queue_declare(queue=self.queue, passive=True)
-            except NotFound:
-                return None
-            except ResourceLocked:
-                return self._peek_holder(connection) or UNKNOWN
+            except Exception as exc:
+                if _reply_code(exc) == NOT_FOUND:
+                    return None
+                if _reply_code(exc) == RESOURCE_LOCKED:
+                    return self._peek_holder(connection) or UNKNOWN
+                raise
             return self.identity  # passive declare succeeds only on the owning connection
 
     def _peek_holder(self, connection: Any) -> str | None:
@@ -313,7 +313,7 @@ class AmqpLock(BeatLock):
         return entries if isinstance(entries, dict) else {}
 
     def _publish(self, channel: Any) -> None:
-        from kombu import Producer
+        from kombu.messaging import Producer
 
         body = {"holder": self.identity, "saved_at": time.time(), "entries": self.entries}
         Producer(channel).publish(body, exchange="", routing_key=self.state_queue,
@@ -461,6 +461,14 @@ class NoLock(BeatLock):
 
 class _Unreachable(Exception):
     pass
+
+
+NOT_FOUND, RESOURCE_LOCKED = 404, 405  # AMQP reply codes of a refused queue.declare
+
+
+def _reply_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "reply_code", None)
+    return code if isinstance(code, int) else None
 
 
 def _decode(raw: Any) -> dict[str, Any]:

@@ -122,3 +122,13 @@ def check(settings: Settings, registry: Registry, problems: list[str]) -> None:
                 f"PLATFORM_VISIBILITY_TIMEOUT to at least {spec.time_limit + VISIBILITY_MARGIN:g} "
                 f"or lower the task's time_limit to at most {ceiling:g}"
             )
+
+
+OPERATOR_SOURCES = {"command line", "configuration"}
+
+
+def keep_prefetch(app: Any, source: str) -> None:
+    """An operator who sets a prefetch multiplier asks for prefetching; a plugin hint
+    cannot turn off reserving only what the pool can start."""
+    if source in OPERATOR_SOURCES:
+        app.conf.worker_disable_prefetch = False
