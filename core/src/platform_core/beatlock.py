@@ -88,6 +88,11 @@ class BeatLock(ABC):
     def description(self) -> str:
         """Where the lock lives, for log lines."""
 
+    @property
+    @abstractmethod
+    def freed(self) -> str:
+        """When a standby may take the lock over, for log lines."""
+
     @abstractmethod
     def acquire(self) -> tuple[bool, str | None]:
         """Take the lock if it is free (or already ours): ``(True, None)``; else
@@ -131,6 +136,10 @@ class RedisLock(BeatLock):
     @property
     def description(self) -> str:
         return f"Redis key {self.key}"
+
+    @property
+    def freed(self) -> str:
+        return f"once its holder has not renewed it for {self.timeout:g}s"
 
     def _redis(self) -> Any:
         if self._client is None:
@@ -215,6 +224,11 @@ class AmqpLock(BeatLock):
     @property
     def description(self) -> str:
         return f"RabbitMQ exclusive queue {self.queue}"
+
+    @property
+    def freed(self) -> str:
+        return ("once its holder's connection closes (at its exit, or after "
+                f"{self.timeout:g}s without heartbeats)")
 
     def _connect(self) -> Any:
         # The broker deletes the exclusive queue once it misses this connection's heartbeats.
@@ -352,6 +366,10 @@ class FileLock(BeatLock):
     def description(self) -> str:
         return f"file {self.path}"
 
+    @property
+    def freed(self) -> str:
+        return "once its holder's process exits"
+
     def acquire(self) -> tuple[bool, str | None]:
         if self._fd is not None and self.renew():
             return True, None
@@ -438,6 +456,10 @@ class NoLock(BeatLock):
     @property
     def description(self) -> str:
         return f"none ({self.broker} brokers have no beat lock: run a single platform beat)"
+
+    @property
+    def freed(self) -> str:
+        return "never"
 
     def acquire(self) -> tuple[bool, str | None]:
         return True, None

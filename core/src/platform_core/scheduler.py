@@ -58,9 +58,10 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
             return True
         if holder is not None and holder != self._standing_by_for:
             logger.info(
-                "beat: standing by: %s holds the beat lock (%s); this beat (%s) takes over "
-                "when it stops renewing it (expiry %gs)",
-                holder, self.lock.description, self.lock.identity, self.lock.timeout)
+                "beat: standing by: %s holds the beat lock (%s); this beat (%s) takes it "
+                "over %s, checking every %gs",
+                holder, self.lock.description, self.lock.identity, self.lock.freed,
+                self.poll_interval)
             self._standing_by_for = holder
         return False
 
@@ -124,5 +125,5 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
 
     @property
     def info(self) -> str:
-        return (f"    . lock -> {self.lock.description}, expiry {self.lock.timeout:g}s, "
-                f"as {self.lock.identity}")
+        return (f"    . lock -> {self.lock.description} as {self.lock.identity}; a standby "
+                f"takes it over {self.lock.freed}")
