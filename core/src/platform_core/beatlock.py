@@ -80,6 +80,11 @@ class BeatLock(ABC):
         self.identity = identity()
         self.entries: dict[str, EntryState] = {}
 
+    @property
+    def lease(self) -> float:
+        """Seconds after which a holder that stopped renewing may have lost the lock."""
+        return self.timeout
+
     def named(self, base: str, sep: str) -> str:
         return f"{base}{sep}{self.scope}" if self.scope else base
 
@@ -229,6 +234,14 @@ class AmqpLock(BeatLock):
     def freed(self) -> str:
         return ("once its holder's connection closes (at its exit, or after "
                 f"{self.timeout:g}s without heartbeats)")
+
+    @property
+    def lease(self) -> float:
+        # RabbitMQ may have negotiated a shorter heartbeat than asked for.
+        negotiated = getattr(getattr(self._connection, "connection", None), "heartbeat", None)
+        if isinstance(negotiated, int | float) and negotiated > 0:
+            return min(self.timeout, float(negotiated))
+        return self.timeout
 
     def _connect(self) -> Any:
         # The broker deletes the exclusive queue once it misses this connection's heartbeats.

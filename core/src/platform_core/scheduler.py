@@ -13,13 +13,13 @@ from . import beatlock
 
 logger = logging.getLogger("platform.beat")
 
-# The holder trusts its lock for this share of the expiry after a renewal was sent,
-# so it stops dispatching before the broker could let another beat take the lock.
+# The holder trusts its lock for this share of its lease after sending a renewal, so it
+# stops dispatching before the broker could let another beat take the lock.
 TRUST = 0.8
 
 
 class LockedScheduler(Scheduler):  # type: ignore[misc]
-    """Standby beats poll the lock; the holder renews it every third of its expiry and
+    """Standby beats poll the lock; the holder renews it every third of its lease and
     records each entry's run with it, so whoever holds it next continues the schedule."""
 
     def __init__(self, app: Any, *args: Any, schedule_filename: str | None = None,
@@ -66,8 +66,8 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
         return False
 
     def _trust(self, sent: float) -> None:
-        self._trusted_until = sent + self.lock.timeout * TRUST
-        self._next_renewal = sent + self.poll_interval
+        self._trusted_until = sent + self.lock.lease * TRUST
+        self._next_renewal = sent + self.lock.lease / 3
 
     def _took_lock(self) -> None:
         previous, self._standing_by_for = self._standing_by_for, None
