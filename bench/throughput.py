@@ -44,7 +44,8 @@ def environment(site: Path, home: Path) -> dict[str, str]:
 SIDES = {
     "plain": "plain Celery 5, defaults",
     "platform": "platform, same tuning as plain (no child recycling)",
-    "platform-defaults": "platform defaults (1 GiB memory ceiling, quant's 500 MiB hint)",
+    "platform-defaults": "platform defaults (1 GiB memory ceiling, quant's 500 MiB hint, "
+                         "one task per process: no prefetch on Redis)",
 }
 UNLIMITED = ["--max-tasks-per-child", str(10**9), "--max-memory-per-child", str(10**9)]
 
@@ -57,9 +58,9 @@ def start_worker(side: str, env: dict[str, str], log: Path) -> subprocess.Popen[
         cmd = [sys.executable, "-m", "celery", "-A", "bench.plain_app", "worker",
                "-P", "prefork", "--prefetch-multiplier", "4", *common]
     else:
-        tuning = UNLIMITED if side == "platform" else []
-        cmd = [sys.executable, "-m", "platform_core", "worker", "--prefetch-multiplier", "4",
-               *tuning, *common]
+        # An explicit multiplier turns prefetching on, as in plain Celery.
+        tuning = [*UNLIMITED, "--prefetch-multiplier", "4"] if side == "platform" else []
+        cmd = [sys.executable, "-m", "platform_core", "worker", *tuning, *common]
     with log.open("wb") as fh:
         return subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=ROOT)
