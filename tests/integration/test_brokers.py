@@ -223,14 +223,14 @@ def test_redis_with_a_password_for_broker_and_results(
 def test_redis_with_a_wrong_password_stops_with_the_url_redacted(
     platform_env: PlatformEnv, password_redis: RedisServer
 ) -> None:
-    wrong = password_redis.url.replace(":pw-", ":not-", 1)
-    platform_env.set(PLATFORM_BROKER_URL=wrong)
+    wrong_password = f"wrong-{uuid.uuid4().hex[:12]}"
+    port = password_redis.url.rsplit(":", 1)[1].split("/")[0]
+    platform_env.set(PLATFORM_BROKER_URL=f"redis://:{wrong_password}@127.0.0.1:{port}/0")
     probe(platform_env)
     result = platform_env.run("worker", timeout=60)
     assert result.returncode == 2, output_of(result)
-    port = wrong.rsplit(":", 1)[1]
-    assert f"cannot reach the broker at redis://:***@127.0.0.1:{port}" in result.stderr
-    assert "not-" not in result.stderr + result.stdout
+    assert f"cannot reach the broker at redis://:***@127.0.0.1:{port}/0" in result.stderr
+    assert wrong_password not in result.stderr + result.stdout
 
 
 @pytest.fixture
