@@ -47,7 +47,8 @@ def environment(site: Path, home: Path) -> dict[str, str]:
 SIDES = {
     "plain": "plain Celery 5, defaults",
     "platform": "platform, same tuning as plain (no child recycling)",
-    "platform-defaults": "platform defaults (1 GiB memory ceiling, quant's 500 MiB hint)",
+    "platform-defaults": "platform defaults (1 GiB memory ceiling, quant's 500 MiB hint, "
+                         "one task per process: no prefetch on Redis)",
     "plain-traced": "plain Celery + contrib instrumentation, OTLP export",
     "platform-traced": "platform, same tuning, PLATFORM_TRACING=otlp",
 }
@@ -64,7 +65,9 @@ def start_worker(side: str, env: dict[str, str], log: Path) -> subprocess.Popen[
         cmd = [sys.executable, "-m", "celery", "-A", module, "worker",
                "-P", "prefork", "--prefetch-multiplier", "4", *common]
     else:
-        tuning = [] if side == "platform-defaults" else UNLIMITED
+        # An explicit multiplier turns prefetching on, as in plain Celery.
+        tuning = [*UNLIMITED, "--prefetch-multiplier", "4"] if side == "platform" else []
+        cmd = [sys.executable, "-m", "platform_core", "worker", *tuning, *common]
         cmd = [sys.executable, "-m", "platform_core", "worker", "--prefetch-multiplier", "4",
                *tuning, *common]
     with log.open("wb") as fh:

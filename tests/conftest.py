@@ -14,6 +14,7 @@ from platform_core import discovery, host
 from tests.support import PlatformEnv, PluginFactory, redis_db_url
 
 REDIS_URL = os.environ.get("PLATFORM_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+AMQP_URL = os.environ.get("PLATFORM_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 POSTGRES_URL = os.environ.get(
     "PLATFORM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -47,6 +48,20 @@ def redis_url(worker_id: str) -> str:
     finally:
         client.close()
     return url
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    """RabbitMQ at PLATFORM_TEST_AMQP_URL; tests use queue names of their own."""
+    from kombu import Connection
+
+    try:
+        with Connection(AMQP_URL, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=0)
+    except Exception as exc:
+        pytest.skip(f"RabbitMQ at {AMQP_URL} does not answer ({type(exc).__name__}: {exc}); "
+                    "start it or set PLATFORM_TEST_AMQP_URL")
+    return AMQP_URL
 
 
 @pytest.fixture
@@ -91,7 +106,8 @@ def broker_env(request: pytest.FixtureRequest, platform_env: PlatformEnv) -> Pla
 
 
 def pytest_report_header() -> str:
-    return f"python {sys.version.split()[0]}; redis {REDIS_URL}; postgresql {POSTGRES_URL}"
+    return (f"python {sys.version.split()[0]}; redis {REDIS_URL}; rabbitmq {AMQP_URL}; "
+            f"postgresql {POSTGRES_URL}")
 
 
 @pytest.fixture

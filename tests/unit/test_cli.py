@@ -129,7 +129,7 @@ def test_plugins_show_quant(platform_env: PlatformEnv) -> None:
     for line in (
         "quant.sync_stock_list  (queue=quant.data, retry=network, idempotent)",
         "quant.process_data  (queue=quant.data, retry=default, bind, idempotent)",
-        "quant.heavy_task  (queue=quant, retry=network, time_limit=3600, soft_time_limit=3000)",
+        "quant.heavy_task  (queue=quant, retry=network, time_limit=3300, soft_time_limit=3000)",
         "quant  (routing key quant)",
         "quant.data  (routing key quant.data)",
         "quant.* → quant",

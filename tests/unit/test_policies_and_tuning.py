@@ -42,7 +42,7 @@ def test_network_policy_on_heavy_task(platform_env: PlatformEnv) -> None:
     assert task.max_retries == 5
     assert task.default_retry_delay == 2
     assert task.retry_policy_name == "network"
-    assert task.time_limit == 3600
+    assert task.time_limit == 3300
     assert task.soft_time_limit == 3000
     assert task.plugin == "quant"
 
@@ -55,7 +55,7 @@ def test_default_policy_on_print_hello(platform_env: PlatformEnv) -> None:
     assert task.retry_backoff_max == 600
     assert task.retry_jitter is True
     assert not getattr(task, "autoretry_for", ())  # retries only when the task asks
-    assert task.time_limit is None and task.soft_time_limit is None
+    assert (task.time_limit, task.soft_time_limit) == (1500, 1440)  # the platform defaults
     assert task.plugin == "admin"
 
 

@@ -189,7 +189,7 @@ def test_embedded_default_under_platform_home(platform_env: PlatformEnv) -> None
     for folder in ("queue", "control", "processed"):
         assert (home / "broker" / folder).is_dir()
     assert conf.result_backend == f"db+sqlite:///{home}/results.sqlite3"
-    assert conf.beat_schedule_filename == str(home / "beat-schedule")
+    assert conf.beat_schedule_filename == str(home / "beat-schedule.json")
 
 
 def test_default_home_is_dot_platform_in_the_working_directory(

@@ -15,7 +15,7 @@ from kombu.entity import Exchange, Queue
 
 from platform_sdk import Crontab, Every, RetryPolicy
 
-from . import arguments, brokers, policies, telemetry
+from . import arguments, brokers, policies, reliability, telemetry
 from .enqueue import EnqueueChecks
 from .platform_app import PlatformCelery
 from .registry import Registry
@@ -107,8 +107,10 @@ def build_app(
     calls = calls if calls is not None else {}
     app = PlatformCelery("platform", set_as_current=False, task_cls=PlatformTask)
     app.enqueue_checks = EnqueueChecks(calls, settings.max_payload_bytes)
+    connection = brokers.broker_config(settings)
+    reliability.check(settings, registry, problems)
     app.conf.update(
-        brokers.broker_config(settings),
+        connection,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -121,19 +123,20 @@ def build_app(
         task_routes=task_routes(registry, router),
         result_expires=settings.result_expires,
         beat_schedule=beat_schedule(registry),
-        beat_schedule_filename=str(home / "beat-schedule"),
+        beat_schedule_filename=str(home / "beat-schedule.json"),
         timezone=settings.timezone,
         enable_utc=True,
-        broker_connection_retry_on_startup=True,
         worker_send_task_events=False,
         worker_pool="platform_core.prefork:PreforkPool",
     )
+    app.conf.update(reliability.app_config(settings, connection))
     traced = telemetry.wanted(settings)
     if settings.tracing != "off":
         app.conf.beat_scheduler = telemetry.BEAT_SCHEDULER
     for c in registry.tasks:
         spec = c.item.spec
         options = policies.task_options(spec, retry_policies, c.plugin, problems)
+        options.update(reliability.task_limits(spec, settings))
         call = calls.get(spec.name)
         fn = arguments.validating(spec.fn, call, bind=spec.bind) if call else spec.fn
         if traced:

@@ -12,6 +12,26 @@ from .settings import Settings
 __all__ = ["EMBEDDED", "broker_config", "check_broker", "redact"]
 
 EMBEDDED = "filesystem://localhost/"
+REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "sentinel"}
+AMQP_SCHEMES = {"amqp", "amqps", "pyamqp"}
+
+
+def kind(url: str) -> str:
+    """``redis``, ``amqp`` or ``embedded`` for the brokers the platform knows, else the scheme.
+
+    A ``;``-separated failover list is judged by its first URL; ``db+...`` result
+    backends are ``database``.
+    """
+    scheme = url.split(";", 1)[0].split("://", 1)[0].strip().lower()
+    if scheme in REDIS_SCHEMES:
+        return "redis"
+    if scheme in AMQP_SCHEMES:
+        return "amqp"
+    if scheme == "filesystem":
+        return "embedded"
+    if scheme.startswith("db+"):
+        return "database"
+    return scheme
 
 
 def broker_config(settings: Settings) -> dict[str, Any]:

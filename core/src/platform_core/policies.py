@@ -69,7 +69,10 @@ def exception_class(dotted: str) -> type[BaseException]:
 
 # Options the host sets itself, or that would break its guarantees (JSON only).
 RESERVED_OPTIONS = {"name", "bind", "base", "plugin", "shared", "lazy", "serializer",
-                    "retry_policy_name", "typing"}
+                    "retry_policy_name", "typing",
+                    # reliability defaults: idempotent=True, time_limit=, soft_time_limit=
+                    "acks_late", "reject_on_worker_lost", "acks_on_failure_or_timeout",
+                    "time_limit", "soft_time_limit"}
 # The Celery task options a plugin may set through ``@task(**options)``. Every other
 # attribute of Celery's Task (its request and strategy classes, result backend,
 # serializer, methods such as ``apply_async`` or ``on_failure``) would let one
@@ -78,8 +81,7 @@ ALLOWED_OPTIONS = {
     "max_retries", "default_retry_delay", "autoretry_for", "dont_autoretry_for",
     "retry_kwargs", "retry_backoff", "retry_backoff_max", "retry_jitter", "priority",
     "expires", "throws", "track_started", "store_errors_even_if_ignored",
-    "acks_on_failure_or_timeout", "reject_on_worker_lost", "resultrepr_maxsize",
-    "send_events",
+    "resultrepr_maxsize", "send_events",
 }
 
 

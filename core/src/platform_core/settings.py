@@ -38,6 +38,7 @@ class WorkerSettings(BaseModel):
     max_memory_per_child: int | None = Field(default=None, ge=1, description="KiB")
     prefetch_multiplier: int | None = Field(default=None, ge=1)
     pool: Literal["prefork", "threads", "solo"] | None = None
+    soft_shutdown_timeout: float = Field(default=30.0, ge=0, description="Seconds; 0 disables.")
 
 
 class RetryPolicyOverride(BaseModel):
@@ -78,6 +79,10 @@ class Settings(BaseSettings):
     disabled_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     timezone: str = "UTC"
     result_expires: int = Field(default=86400, ge=1, description="Seconds.")
+    visibility_timeout: int = Field(default=3600, ge=1, description="Seconds.")
+    task_time_limit: float = Field(default=1500.0, gt=0, description="Seconds.")
+    task_soft_time_limit: float = Field(default=1440.0, gt=0, description="Seconds.")
+    beat_lock_timeout: float = Field(default=30.0, ge=1, description="Seconds.")
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     retry_policies: dict[str, RetryPolicyOverride] = Field(default_factory=dict)
     plugin: dict[str, dict[str, Any]] = Field(

@@ -48,6 +48,9 @@ def tuning_table(host: Any, queues: list[str], from_flag: bool, tuned: dict[str,
         value = "CPU count" if item.value is None and item.name == "concurrency" else item.value
         table.add_row(item.name.replace("_", "-"), str("unlimited" if value is None else value),
                       item.source)
+    if host.app.conf.worker_disable_prefetch:
+        table.add_row("reserves", "one task per pool process (no prefetch)",
+                      "platform default (Redis)")
     for info in host.plugins.values():
         counts = host.registry.counts(info.name)
         table.add_row(
@@ -90,12 +93,14 @@ def worker(
 ) -> None:
     """Start a worker for the selected plugins. Other Celery worker options pass through."""
     from ..brokers import check_broker
+    from ..reliability import keep_prefetch
     from ..tuning import effective
 
     host = load_host(plugins, strict)
     chosen = select_queues(host, queues)
     tuned = effective(cli_tuning, host.settings.worker,
                       (c for c in host.registry.worker_hints))
+    keep_prefetch(host.app, tuned["prefetch_multiplier"].source)
     console().print(tuning_table(host, chosen, queues is not None, tuned))
     check_broker(host.app)
     argv = ["worker", "-Q", ",".join(chosen), "-l", loglevel,
@@ -134,6 +139,8 @@ def beat(plugins: str | None, partial: bool, strict: bool | None, loglevel: str,
         table.add_row(c.item.name, c.item.task, c.item.schedule.describe(), c.plugin.name)
     console().print(table)
     check_broker(host.app)
+    if plugins is not None:  # a partial beat locks only against beats of the same plugins
+        host.app.conf.platform_beat_scope = ",".join(sorted(host.plugins))
     host.settings.resolved_home.mkdir(parents=True, exist_ok=True)  # holds the schedule file
     host.app.start(["beat", "-l", loglevel, *celery_args])
 

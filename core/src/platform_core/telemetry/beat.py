@@ -1,18 +1,18 @@
-"""Beat scheduler whose every dispatch is the root span of its own trace."""
+"""The locked beat scheduler, each dispatch the root span of its own trace."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery.beat import PersistentScheduler
 from opentelemetry import context as context_api
 from opentelemetry.trace import SpanKind
 
+from ..scheduler import LockedScheduler
 from . import tracing
 from .attributes import BEAT_ENTRY, TASK
 
 
-class TracedScheduler(PersistentScheduler):  # type: ignore[misc]
+class TracedScheduler(LockedScheduler):
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True,
                     **kwargs: Any) -> Any:
         if not tracing.enabled():

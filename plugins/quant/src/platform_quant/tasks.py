@@ -57,7 +57,7 @@ def process_data(self: Any, data_id: int) -> dict[str, Any]:
     }
 
 
-@task(name="quant.heavy_task", retry="network", time_limit=3600, soft_time_limit=3000)
+@task(name="quant.heavy_task", retry="network", time_limit=3300, soft_time_limit=3000)
 def heavy_task(param: str, rounds: int = 100_000) -> dict[str, Any]:
     """Hash ``param`` ``rounds`` times; on the soft time limit, return what was done."""
     digest = param.encode()
