@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -135,3 +136,24 @@ def test_no_visibility_timeout_on_the_embedded_broker(platform_env: PlatformEnv)
     platform_env.plugins.add("slow", LONG, distribution="platform-slow", version="2.0")
     host = platform_env.set(PLATFORM_PLUGINS="slow").host()
     assert diagnosis.check_visibility_timeout(host) == []
+
+
+# --- bounded calls -----------------------------------------------------------------------
+
+
+def test_run_bounded_gives_up_on_a_call_that_never_returns() -> None:
+    never = threading.Event()
+    assert diagnosis.run_bounded(never.wait, 0.2) == (False, None)
+    never.set()
+    assert diagnosis.run_bounded(lambda: 42, 10) == (True, 42)
+
+
+def test_run_bounded_and_together_raise_the_call_error() -> None:
+    def fail() -> None:
+        raise ValueError("broken")
+
+    with pytest.raises(ValueError, match="broken"):
+        diagnosis.run_bounded(fail, 10)
+    with pytest.raises(ValueError, match="broken"):
+        diagnosis.together(lambda: 1, fail)
+    assert diagnosis.together(lambda: 1, lambda: "two") == [1, "two"]

@@ -12,16 +12,14 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .brokers import redact
-from .brokerstate import BrokerView, Located, is_internal
+from .brokerstate import BrokerView, is_internal
 from .host import Host
 
 Severity = Literal["error", "warning", "info"]
@@ -84,7 +82,6 @@ def bound(host: Host, timeout: float) -> None:
     conf.update(
         broker_transport_options=options,
         broker_connection_timeout=timeout,
-        broker_connection_retry=False,
         redis_socket_timeout=timeout,
         redis_socket_connect_timeout=timeout,
         result_backend_always_retry=False,
@@ -95,29 +92,44 @@ def _scheme(url: str | None) -> str:
     return urlsplit((url or "").split(";")[0]).scheme
 
 
-def run_bounded(fn: Callable[[], Any], deadline: float) -> tuple[bool, Any]:
-    """Run ``fn`` in a daemon thread; (False, None) if it is not done in ``deadline`` s.
+class _Call(threading.Thread):
+    """``fn`` running in a daemon thread: one left hanging ends with the process."""
 
-    kombu retries some publishes forever when the broker vanishes mid-call; a daemon
-    thread left behind ends with the process.
-    """
-    result: list[Any] = []
-    error: list[BaseException] = []
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__(name="platform-doctor", daemon=True)
+        self.fn = fn
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.start()
 
-    def target() -> None:
+    def run(self) -> None:
         try:
-            result.append(fn())
+            self.value = self.fn()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            error.append(exc)
+            self.error = exc
 
-    thread = threading.Thread(target=target, name="platform-doctor", daemon=True)
-    thread.start()
-    thread.join(deadline)
-    if thread.is_alive():
-        return False, None
-    if error:
-        raise error[0]
-    return True, result[0]
+    def outcome(self, timeout: float | None = None) -> tuple[bool, Any]:
+        self.join(timeout)
+        if self.is_alive():
+            return False, None
+        if self.error is not None:
+            raise self.error
+        return True, self.value
+
+
+def run_bounded(fn: Callable[[], Any], deadline: float) -> tuple[bool, Any]:
+    """(True, fn()) or, if ``fn`` is not done within ``deadline`` s, (False, None).
+
+    kombu retries some publishes forever when the broker vanishes mid-call, so the
+    command gives up on the checks instead of waiting for them.
+    """
+    return _Call(fn).outcome(deadline)
+
+
+def together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run ``calls`` at once (broadcast rounds each wait their whole timeout)."""
+    started = [_Call(call) for call in calls]
+    return [call.outcome()[1] for call in started]
 
 
 @contextmanager
@@ -133,17 +145,17 @@ def broker_view(host: Host) -> Iterator[BrokerView]:
 # --- culprits ---------------------------------------------------------------------------
 
 
-def _queue_owner(host: Host, queue: str) -> str:
+def queue_owner(host: Host, queue: str) -> str:
     c = host.registry.queue_map().get(queue)
     return f"queue `{queue}` of {c.plugin.label}" if c else f"queue `{queue}`"
 
 
-def _task_label(host: Host, name: str) -> str:
+def task_label(host: Host, name: str) -> str:
     c = host.registry.task_map().get(name)
     return f"task `{name}` of {c.plugin.label}" if c else f"task `{name}`"
 
 
-def _worker_fix(host: Host, queue: str) -> str:
+def worker_fix(host: Host, queue: str) -> str:
     c = host.registry.queue_map().get(queue)
     if c is None:
         return (f"declare queue `{queue}` in the plugin whose tasks belong there and start a "
@@ -206,13 +218,12 @@ def check_result_backend(host: Host) -> list[Finding]:
 def observe(host: Host, view: BrokerView, timeout: float, task_id: str | None = None) -> Live:
     """Ask the live workers (broadcast rounds in parallel) and count the queues."""
     inspector = host.app.control.inspect(timeout=timeout)
-    with ThreadPoolExecutor(3) as pool:
-        active = pool.submit(inspector.active_queues)
-        known = pool.submit(inspector.registered)
-        holding = pool.submit(inspector.query_task, task_id) if task_id else None
-        queues_by_worker = active.result() or {}
-        registered = known.result() or {}
-        held = (holding.result() or {}) if holding else {}
+    calls = (inspector.active_queues, inspector.registered,
+             (lambda: inspector.query_task(task_id)) if task_id else dict)
+    # On the embedded broker, two first-time reply bindings race on kombu's exchange
+    # file, so its rounds go one at a time.
+    asked = [call() for call in calls] if view.kind == "filesystem" else together(*calls)
+    queues_by_worker, registered, held = (reply or {} for reply in asked)
     workers = {
         name: sorted(q["name"] for q in queues or [] if isinstance(q, dict) and "name" in q)
         for name, queues in queues_by_worker.items()
@@ -249,8 +260,8 @@ def check_waiting_queues(host: Host, view: BrokerView, live: Live) -> list[Findi
         if waiting == 0 or live.consumers(queue):
             continue
         names = view.task_names(queue)
-        tasks = ", ".join(f"{_task_label(host, n)} ×{k}" for n, k in names.most_common(5))
-        culprit = _queue_owner(host, queue) + (f"; messages of {tasks}" if tasks else "")
+        tasks = ", ".join(f"{task_label(host, n)} ×{k}" for n, k in names.most_common(5))
+        culprit = queue_owner(host, queue) + (f"; messages of {tasks}" if tasks else "")
         if queue in declared:
             problem = (f"queue `{queue}` holds {waiting} waiting message(s) but no live "
                        "worker consumes it, so those tasks stay PENDING")
@@ -259,7 +270,7 @@ def check_waiting_queues(host: Host, view: BrokerView, live: Live) -> list[Findi
                        "plugin declares it and no live worker consumes it; they were sent "
                        "with an explicit queue name that matches nothing")
         findings.append(Finding("queue-without-worker", "error", problem, culprit,
-                                _worker_fix(host, queue)))
+                                worker_fix(host, queue)))
     return findings
 
 
@@ -278,8 +289,8 @@ def check_unconsumed_queues(host: Host, live: Live) -> list[Finding]:
         findings.append(Finding(
             "route-without-worker", "warning",
             f"no live worker consumes queue `{queue}`; what is sent there now stays PENDING",
-            f"{_queue_owner(host, queue)}, fed by {', '.join(senders)}",
-            _worker_fix(host, queue),
+            f"{queue_owner(host, queue)}, fed by {', '.join(senders)}",
+            worker_fix(host, queue),
         ))
     return findings
 
@@ -299,7 +310,7 @@ def check_unregistered(host: Host, live: Live) -> list[Finding]:
             "unregistered-task", severity,
             f"worker(s) {', '.join(strangers)} consume queue `{queue}` but do not know task "
             f"`{name}`; a worker discards such a message as unregistered, and the task is lost",
-            f"{_task_label(host, name)}, routed to {_queue_owner(host, queue)}",
+            f"{task_label(host, name)}, routed to {queue_owner(host, queue)}",
             f"restart those workers with plugin `{c.plugin.name}` loaded and at the same "
             f"version (`platform worker --plugins ...,{c.plugin.name}`), or stop them "
             f"consuming `{queue}`",
@@ -339,7 +350,7 @@ def check_visibility_timeout(host: Host) -> list[Finding]:
             "visibility-timeout", severity,
             f"task `{c.item.name}` may run {limit:g}s (hard time limit), longer than the "
             f"broker's visibility timeout of {timeout:g}s; {effect}",
-            _task_label(host, c.item.name),
+            task_label(host, c.item.name),
             f"raise PLATFORM_VISIBILITY_TIMEOUT above {limit:g} (e.g. {limit + 600:g}), or "
             f"lower the task's time_limit below {timeout:g}",
         ))
@@ -421,108 +432,3 @@ def diagnose(host: Host, timeout: float) -> Diagnosis:
         report.findings += check_visibility_timeout(host)
         report.findings += check_beat(host, view)
     return report
-
-
-# --- one task ---------------------------------------------------------------------------
-
-_DONE_STATES: dict[str, Severity] = {"SUCCESS": "info", "FAILURE": "warning", "REVOKED": "warning"}
-
-
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
-def explain_task(host: Host, task_id: str, timeout: float) -> Diagnosis:
-    """Why ``task_id`` is in its state: stored state, a worker holding it, or its queue."""
-    report = Diagnosis(broker=redact(host.app.conf.broker_url))
-    report.findings += check_broker(host, timeout)
-    if not report.healthy:
-        return report
-    subject = f"task id {task_id}"
-    try:
-        meta = host.app.backend.get_task_meta(task_id)
-    except Exception as exc:  # noqa: BLE001 - any backend failure is the finding
-        report.findings.append(Finding(
-            "task", "error",
-            f"cannot read the task's state from the result backend ({type(exc).__name__}: "
-            f"{exc})", f"result backend {redact(str(host.app.conf.result_backend))}",
-            "start the result backend or fix PLATFORM_RESULT_BACKEND"))
-        return report
-    state = str(meta.get("status", "PENDING"))
-    name = meta.get("name")
-    who = _task_label(host, name) if name else subject
-    if state != "PENDING":
-        severity = _DONE_STATES.get(state, "info")
-        detail = f": {meta.get('result')!r}" if state in ("FAILURE", "REVOKED") else ""
-        fix = (f"see `platform result {task_id} --traceback`" if state == "FAILURE" else "")
-        report.findings.append(Finding("task", severity, f"{subject} is {state}{detail}",
-                                       who, fix))
-        return report
-
-    with broker_view(host) as view:
-        live = observe(host, view, timeout, task_id)
-        report.live = live
-        for worker, tasks in sorted(live.held.items()):
-            if task_id in (tasks or {}):
-                where, info = tasks[task_id]
-                label = _task_label(host, info.get("name") or info.get("type") or "?")
-                text = {"active": "is running on",
-                        "reserved": "is reserved (waiting for a free pool process) by",
-                        "scheduled": "waits for its ETA on"}.get(where, f"is {where} on")
-                report.findings.append(Finding(
-                    "task", "info", f"{subject} {text} worker {worker}", label))
-                return report
-        found = view.find(task_id, [q for q in live.depths if live.depths[q]])
-        if found is None:
-            found = view.find_unacked(task_id)
-        if found is not None:
-            report.findings.append(_queued(host, subject, found, live))
-            return report
-        searched = view.searchable
-    if searched:
-        problem = (f"{subject} is unknown: no stored state, no live worker holds it and no "
-                   "queue contains it")
-        fix = ("check the id; it may have been sent to another broker or PLATFORM_HOME, or "
-               f"have finished with ignore_result, or its result expired after "
-               f"{host.app.conf.result_expires}s (result_expires)")
-    else:
-        problem = (f"{subject} has no stored state and no live worker holds it; this broker "
-                   "cannot be searched without consuming messages, so it is either queued or "
-                   "unknown")
-        fix = ("run `platform doctor` without --task-id to see queues with messages and no "
-               "worker")
-    report.findings.append(Finding("task", "warning", problem, subject, fix))
-    return report
-
-
-def _queued(host: Host, subject: str, found: Located, live: Live) -> Finding:
-    label = _task_label(host, found.task) if found.task else subject
-    consumers = live.consumers(found.queue)
-    if found.unacked_since is not None:
-        restore = found.unacked_since + (found.restore_after or 0)
-        return Finding(
-            "task", "warning",
-            f"{subject} was delivered to a worker at {_when(found.unacked_since)} and never "
-            f"acknowledged, and no live worker holds it now (the worker died or was killed); "
-            f"Redis puts it back on queue `{found.queue}` after the visibility timeout, "
-            f"from {_when(restore)}",
-            f"{label}, {_queue_owner(host, found.queue)}",
-            "keep a worker consuming that queue running; it picks the message up again then"
-            if consumers else _worker_fix(host, found.queue),
-        )
-    eta = f" (ETA {found.eta})" if found.eta else ""
-    ahead = f" behind {found.ahead} other message(s)" if found.ahead else ""
-    if consumers:
-        return Finding(
-            "task", "info",
-            f"{subject} is queued in `{found.queue}`{ahead}{eta}; worker(s) "
-            f"{', '.join(consumers)} consume that queue and will run it",
-            f"{label}, {_queue_owner(host, found.queue)}",
-        )
-    return Finding(
-        "task", "error",
-        f"{subject} is queued in `{found.queue}`{ahead}{eta}, but no live worker consumes "
-        "that queue, so it stays PENDING",
-        f"{label}, {_queue_owner(host, found.queue)}",
-        _worker_fix(host, found.queue),
-    )

@@ -83,14 +83,14 @@ def show(host: Host, report: Diagnosis) -> None:
 @click.pass_context
 def doctor(ctx: click.Context, task_id: str | None, json_output: bool, timeout: float) -> None:
     """Find what keeps tasks from running (exit status 1 if anything is wrong)."""
-    from .. import diagnosis
+    from .. import diagnosis, task_diagnosis
     from ..brokers import redact
 
     host = load_host()
     diagnosis.bound(host, timeout)
     deadline = 10 * timeout + 10
     done, report = diagnosis.run_bounded(
-        (lambda: diagnosis.explain_task(host, task_id, timeout)) if task_id
+        (lambda: task_diagnosis.explain_task(host, task_id, timeout)) if task_id
         else (lambda: diagnosis.diagnose(host, timeout)),
         deadline,
     )
