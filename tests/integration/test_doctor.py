@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import PlatformEnv, Process, output_of
+from tests.support import PlatformEnv, Process, output_of, wait_until
 
 OPS = """
 from platform_sdk import BeatEntry, Every, Queue, Route, hookimpl, task
@@ -150,6 +152,49 @@ def test_task_held_by_a_worker(ops: PlatformEnv, redis_url: str) -> None:
     (why,) = findings(report, "task")
     assert why["severity"] == "info"
     assert "waits for its ETA on worker" in why["problem"]
+
+
+SLEEPY = """
+import time
+from pathlib import Path
+from platform_sdk import Queue, hookimpl, task
+
+@task(name="nap.sleep", queue="nap", idempotent=True)
+def sleep(marker):
+    Path(marker).write_text("started")
+    time.sleep(120)
+
+@hookimpl
+def register_tasks(register):
+    register(sleep)
+
+@hookimpl
+def register_queues(register):
+    register(Queue(name="nap"))
+"""
+
+
+def test_task_of_a_killed_worker(platform_env: PlatformEnv, redis_url: str,
+                                 tmp_path: Path) -> None:
+    """Redis keeps a late-acknowledged message of a dead worker until the visibility timeout."""
+    platform_env.plugins.add("nap", SLEEPY)
+    platform_env.set(PLATFORM_PLUGINS="nap", PLATFORM_BROKER_URL=redis_url)
+    worker = platform_env.worker()
+    marker = tmp_path / "started"
+    task_id = platform_env.host().app.tasks["nap.sleep"].apply_async((str(marker),)).id
+    wait_until(marker.exists, 60, "the task to start")
+    os.killpg(worker.popen.pid, signal.SIGKILL)
+    worker.popen.wait(10)
+
+    code, report = doctor(platform_env, "--task-id", task_id, timeout="1")
+    assert code == 1
+    (why,) = findings(report, "task")
+    assert why["severity"] == "warning"
+    assert "was delivered to a worker at" in why["problem"]
+    assert "never acknowledged, and no live worker holds it now" in why["problem"]
+    assert "Redis puts it back on queue `nap` after the visibility timeout" in why["problem"]
+    assert "task `nap.sleep`" in why["culprit"]
+    assert "`platform worker -Q nap`" in why["fix"]
 
 
 def test_queue_of_a_route_without_consumer(ops: PlatformEnv, redis_url: str) -> None:
