@@ -29,9 +29,14 @@ def test_is_loopback(address: str, loopback: bool) -> None:
 
 def test_basic_auth_format() -> None:
     assert check_basic_auth("a:p1, b:p:2") == ["a:p1", "b:p:2"]
-    for bad in ("admin", "admin:", ":secret", " , "):
-        with pytest.raises(PlatformError, match="USER:PASS"):
+    for bad, problem in (("s3cret", "entry 1 has no `:`"),
+                         ("a:p1,:secret", "entry 2 has an empty user name"),
+                         ("admin:", "entry 1 (user `admin`) has an empty password"),
+                         (" , ", "is empty")):
+        with pytest.raises(PlatformError, match="USER:PASS") as raised:
             check_basic_auth(bad)
+        assert problem in str(raised.value)
+        assert "secret" not in str(raised.value).replace("s3cret", "")
 
 
 def test_non_loopback_without_auth_is_refused(platform_env: PlatformEnv) -> None:
@@ -53,7 +58,9 @@ def test_loopback_needs_auth_or_an_explicit_no_auth(platform_env: PlatformEnv) -
 def test_bad_basic_auth_names_the_option_not_the_password(platform_env: PlatformEnv) -> None:
     platform_env.set(PLATFORM_FLOWER_BASIC_AUTH="admin:")
     line = error_line(platform_env.run("flower"))
-    assert "PLATFORM_FLOWER_BASIC_AUTH entry for user `admin` is not USER:PASSWORD" in line
+    assert line == ("Error: --basic-auth / PLATFORM_FLOWER_BASIC_AUTH entry 1 (user `admin`) "
+                    "has an empty password; give USER:PASS, e.g. admin:s3cret (several: "
+                    "a:p1,b:p2)")
 
 
 def test_own_options_cannot_be_passed_through(platform_env: PlatformEnv) -> None:

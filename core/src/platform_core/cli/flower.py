@@ -34,18 +34,23 @@ def is_loopback(address: str) -> bool:
 
 
 def check_basic_auth(value: str) -> list[str]:
+    """The USER:PASS entries of ``value``; the error never shows a password."""
+    where = f"--basic-auth / {AUTH_ENV}"
     pairs = [p.strip() for p in value.split(",") if p.strip()]
-    for pair in pairs:
-        user, sep, password = pair.partition(":")
-        if not (sep and user and password):
-            shown = user if sep else "(no colon)"
-            raise PlatformError(
-                f"--basic-auth / {AUTH_ENV} entry for user `{shown}` is not USER:PASSWORD "
-                "with both parts non-empty; e.g. --basic-auth admin:s3cret (several: "
-                "a:p1,b:p2)"
-            )
     if not pairs:
-        raise PlatformError(f"--basic-auth / {AUTH_ENV} is empty; give USER:PASSWORD")
+        raise PlatformError(f"{where} is empty; give USER:PASS, e.g. admin:s3cret")
+    for number, pair in enumerate(pairs, 1):
+        user, sep, password = pair.partition(":")
+        if not sep:
+            problem = f"entry {number} has no `:`"
+        elif not user:
+            problem = f"entry {number} has an empty user name"
+        elif not password:
+            problem = f"entry {number} (user `{user}`) has an empty password"
+        else:
+            continue
+        raise PlatformError(f"{where} {problem}; give USER:PASS, e.g. admin:s3cret "
+                            "(several: a:p1,b:p2)")
     return pairs
 
 
