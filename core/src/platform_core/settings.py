@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     disabled_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     timezone: str = "UTC"
     result_expires: int = Field(default=86400, ge=1, description="Seconds.")
+    visibility_timeout: int = Field(default=3600, ge=1, description="Seconds.")
+    max_redeliveries: int = Field(default=3, ge=0, description="Redeliveries of a lost task.")
+    dead_letter_url: str | None = Field(
+        default=None, description="Unset: the broker's Redis, else SQLite under home."
+    )
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     retry_policies: dict[str, RetryPolicyOverride] = Field(default_factory=dict)
     plugin: dict[str, dict[str, Any]] = Field(
