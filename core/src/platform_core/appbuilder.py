@@ -8,13 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery import Task as CeleryTask
 from celery.schedules import crontab
 from kombu.entity import Exchange, Queue
 
 from platform_sdk import Crontab, Every, RetryPolicy
 
-from . import brokers, policies
+from . import brokers, policies, reliability
+from .deadletter.task import ReliableTask
+from .delays import hold
 from .registry import Registry
 from .routing import Router
 from .settings import Settings
@@ -22,7 +23,14 @@ from .settings import Settings
 DEFAULT_QUEUE = "default"
 
 
-class PlatformTask(CeleryTask):  # type: ignore[misc]
+class PlatformCelery(Celery):  # type: ignore[misc]
+    amqp_cls = "platform_core.deadletter.envelopes:GuardedAMQP"
+
+    def send_task(self, *args: Any, **kwargs: Any) -> Any:
+        return hold.send_task(self, super().send_task, *args, **kwargs)
+
+
+class PlatformTask(ReliableTask):
     """Base of every plugin task; knows which plugin contributed it."""
 
     plugin: str = ""
@@ -94,7 +102,7 @@ def build_app(
     problems: list[str],
 ) -> Celery:
     home = settings.resolved_home
-    app = Celery("platform", set_as_current=False, task_cls=PlatformTask)
+    app = PlatformCelery("platform", set_as_current=False, task_cls=PlatformTask)
     app.conf.update(
         brokers.broker_config(settings),
         task_serializer="json",
@@ -116,6 +124,7 @@ def build_app(
         worker_send_task_events=False,
         worker_pool="platform_core.prefork:PreforkPool",
     )
+    reliability.configure(app, settings)
     for c in registry.tasks:
         spec = c.item.spec
         options = policies.task_options(spec, retry_policies, c.plugin.label, problems)
