@@ -22,9 +22,9 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import inspect, plugins, tasks, worker
+    from . import dlq, inspect, plugins, tasks, worker
 
-    for module in (worker, plugins, tasks, inspect):
+    for module in (worker, plugins, tasks, inspect, dlq):
         for command in module.COMMANDS:
             cli.add_command(command)
 
