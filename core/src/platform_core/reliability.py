@@ -15,6 +15,7 @@ def configure(app: Any, settings: Settings) -> None:
     app.conf.update(
         worker_consumer="platform_core.deadletter.consumer:PlatformConsumer",
         platform_dead_letter_url=location.url,
+        platform_dead_letter_source=location.source,
         platform_dead_letter_note=location.note,
         platform_max_redeliveries=settings.max_redeliveries,
         platform_delay_horizon=horizon(settings.visibility_timeout),

@@ -71,12 +71,17 @@ def list_(as_json: bool, task_name: str | None, plugin: str | None) -> None:
         out.print("No dead letters.", highlight=False)
         return
     table = Table(title=f"{len(entries)} dead letters", header_style="bold")
-    for column in ("id", "failed at (UTC)", "task", "plugin", "queue", "deliveries", "reason"):
+    for column in ("id", "failed at (UTC)"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("task", overflow="fold", min_width=12)
+    for column in ("plugin", "queue"):
         table.add_column(column, overflow="fold")
+    table.add_column("deliveries", justify="right")
+    table.add_column("reason", overflow="fold", min_width=24)
     for e in entries:
         table.add_row(e.id[:SHORT_ID], e.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      f"{e.task or '-'}\n{e.task_id or ''}".strip(), e.plugin or "-",
-                      e.queue or "-", str(e.deliveries), e.reason)
+                      e.task or "-", e.plugin or "-", e.queue or "-", str(e.deliveries),
+                      e.reason)
     out.print(table)
 
 

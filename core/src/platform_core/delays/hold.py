@@ -55,10 +55,12 @@ def send_task(app: Any, send: Callable[..., Any], name: str, args: Any = None,
               kwargs: Any = None, countdown: float | None = None,
               eta: datetime | str | None = None, *rest: Any, **options: Any) -> Any:
     """``Celery.send_task``, holding the message when it is due beyond the horizon."""
-    limit = app.conf.get("platform_delay_horizon")
-    due = None if limit is None or rest else due_time(countdown, eta)
-    if due is None or due - time.time() <= limit:
+    if (not countdown and eta is None) or rest:
         return send(name, args, kwargs, countdown, eta, *rest, **options)
+    limit = app.conf.get("platform_delay_horizon")
+    due = None if limit is None else due_time(countdown, eta)
+    if due is None or due - time.time() <= limit:
+        return send(name, args, kwargs, countdown, eta, **options)
     store = stores.for_app(app).delays
     producer = options.pop("producer", None) or options.pop("publisher", None)
     connection = options.pop("connection", None)

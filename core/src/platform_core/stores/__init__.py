@@ -34,8 +34,9 @@ class Location:
         if not self.local:
             return None
         return ("dead letters and long-delayed tasks are kept in SQLite on this machine "
-                f"({self.source}); when producers and workers run on several machines, set "
-                "PLATFORM_DEAD_LETTER_URL to a database or Redis they all reach")
+                "(no Redis or database result backend to share); when producers and workers "
+                "run on several machines, set PLATFORM_DEAD_LETTER_URL to a database or Redis "
+                "they all reach")
 
 
 def is_redis(url: str) -> bool:
@@ -48,16 +49,16 @@ def locate(settings: Settings) -> Location:
     sqlite = f"sqlite:///{settings.resolved_home / SQLITE_FILE}"
     broker = settings.broker_url
     if not broker:
-        return Location(sqlite, "embedded broker: SQLite under PLATFORM_HOME")
+        return Location(sqlite, "default: SQLite under home")
     first = broker.split(";")[0]
     if is_redis(first):
-        return Location(first, "the broker's Redis")
+        return Location(first, "default: the broker's Redis")
     backend = settings.result_backend or ""
     if is_redis(backend):
-        return Location(backend, "the result backend's Redis")
+        return Location(backend, "default: the result backend")
     if backend.startswith("db+"):
-        return Location(backend[3:], "the result backend's database")
-    return Location(sqlite, "SQLite under PLATFORM_HOME", local=True)
+        return Location(backend[3:], "default: the result backend")
+    return Location(sqlite, "default: SQLite under home", local=True)
 
 
 _stores: dict[tuple[int, str], Store] = {}
