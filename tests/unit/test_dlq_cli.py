@@ -112,3 +112,10 @@ def test_purge_one_and_all(platform_env: PlatformEnv, store: SqlStore) -> None:
     assert confirmed.returncode == 0, output_of(confirmed)
     assert "deleted 2 dead letters" in confirmed.stdout
     assert store.dead_letters.list() == []
+
+
+def test_a_dead_letter_url_that_is_no_database(platform_env: PlatformEnv) -> None:
+    platform_env.set(PLATFORM_DEAD_LETTER_URL="postgres-ish://u:hunter2@db/x")
+    line = one_line_error(platform_env.run("dlq", "list"))
+    assert line.startswith("Error: the platform cannot start: setting `dead_letter_url`")
+    assert "fix PLATFORM_DEAD_LETTER_URL" in line and "hunter2" not in line

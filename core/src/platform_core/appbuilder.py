@@ -124,7 +124,7 @@ def build_app(
         worker_send_task_events=False,
         worker_pool="platform_core.prefork:PreforkPool",
     )
-    reliability.configure(app, settings)
+    reliability.configure(app, settings, problems)
     for c in registry.tasks:
         spec = c.item.spec
         options = policies.task_options(spec, retry_policies, c.plugin.label, problems)

@@ -10,8 +10,11 @@ from .delays.release import ReleaseDelayed
 from .settings import Settings
 
 
-def configure(app: Any, settings: Settings) -> None:
+def configure(app: Any, settings: Settings, problems: list[str]) -> None:
     location = stores.locate(settings)
+    problem = stores.url_problem(location)
+    if problem:
+        problems.append(problem)
     app.conf.update(
         worker_consumer="platform_core.deadletter.consumer:PlatformConsumer",
         platform_dead_letter_url=location.url,

@@ -61,6 +61,24 @@ def locate(settings: Settings) -> Location:
     return Location(sqlite, "default: SQLite under home", local=True)
 
 
+def url_problem(location: Location) -> str | None:
+    """Why an explicitly configured store URL cannot work, or None."""
+    if location.source != "PLATFORM_DEAD_LETTER_URL" or is_redis(location.url):
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(location.url).get_dialect()
+    except (ArgumentError, NoSuchModuleError) as exc:
+        from ..brokers import redact
+
+        return (f"setting `dead_letter_url` ({redact(location.url)}) is neither a redis:// nor "
+                f"a SQLAlchemy database URL ({exc}); fix PLATFORM_DEAD_LETTER_URL or "
+                "`dead_letter_url` in platform.toml")
+    return None
+
+
 _stores: dict[tuple[int, str], Store] = {}
 _lock = threading.Lock()
 
