@@ -87,9 +87,12 @@ class GuardedMessage(Message):
         try:
             super().__init__(payload, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            info = payload["properties"]["delivery_info"]  # checked by envelope_problem
-            problem = f"cannot decode the message body ({exc})"
-            envelope = unreadable(payload, info["routing_key"] or None, problem)
+            problem = envelope_problem(payload)
+            queue = None
+            if problem is None:
+                problem = f"cannot decode the message body ({exc})"
+                queue = payload["properties"]["delivery_info"]["routing_key"] or None
+            envelope = unreadable(payload, queue, problem)
             super().__init__(envelope, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
 
 
@@ -143,12 +146,14 @@ class _RedisChannelGuard:
     def _get(self, queue: str, timeout: Any = None) -> Any:
         self._rpopped = None
         try:
-            return super()._get(queue)  # type: ignore[misc]
+            payload = super()._get(queue)  # type: ignore[misc]
         except ValueError as exc:
             item, self._rpopped = self._rpopped, None
             if item is None or _decodes(item):
                 raise
             return unreadable(item, queue, f"not a message envelope: {exc}")
+        problem = envelope_problem(payload)
+        return payload if problem is None else unreadable(payload, queue, problem)
 
 
 class GuardedRedisChannel(_RedisChannelGuard, redis.Channel):
@@ -196,9 +201,11 @@ class GuardedFilesystemChannel(filesystem.Channel):
             except OSError as exc:
                 raise ChannelError(f"Cannot read file {path!r} from queue.") from exc
             try:
-                return loads(bytes_to_str(payload))
+                parsed = loads(bytes_to_str(payload))
             except ValueError as exc:
                 return unreadable(payload, queue, f"not a message envelope: {exc}")
+            problem = envelope_problem(parsed)
+            return parsed if problem is None else unreadable(payload, queue, problem)
         raise Empty()
 
 
