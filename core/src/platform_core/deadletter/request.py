@@ -34,11 +34,9 @@ from kombu.utils.encoding import safe_repr
 from .. import stores
 from . import redelivery
 from .letters import try_dead_letter
+from .task import EXHAUSTED
 
 logger = logging.getLogger("platform.deadletter")
-
-#: Set by ``ReliableTask.retry`` on the error it raises when no retry is left.
-EXHAUSTED = "_platform_retries_exhausted"
 
 
 def _unwrap(exc: BaseException) -> BaseException:

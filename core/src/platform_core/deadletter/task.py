@@ -8,7 +8,8 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 
-from .request import EXHAUSTED
+#: Set on the error ``retry`` raises when no retry is left (read by the worker's request).
+EXHAUSTED = "_platform_retries_exhausted"
 
 
 class ReliableTask(Task):  # type: ignore[misc]
