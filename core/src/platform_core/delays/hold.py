@@ -22,7 +22,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from celery.utils.iso8601 import parse_iso8601
 from celery.utils.time import maybe_make_aware
 from kombu.compression import compress
 from kombu.entity import Exchange
@@ -47,7 +46,7 @@ def due_time(countdown: float | None, eta: datetime | str | None) -> float | Non
     if eta is None:
         return None
     if isinstance(eta, str):
-        eta = parse_iso8601(eta)
+        eta = datetime.fromisoformat(eta)
     return float(maybe_make_aware(eta).timestamp())  # naive: UTC, as the worker reads it
 
 
