@@ -212,7 +212,13 @@ def test_data_dir_follows_the_bound_home(platform_env: PlatformEnv) -> None:
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/3", "rediss://:pw@cache:6380/0"])
 def test_redis_broker_is_also_the_result_backend(url: str) -> None:
     config = broker_config(Settings(broker_url=url))
-    assert config == {"broker_url": url, "broker_transport_options": {}, "result_backend": url}
+    assert config == {"broker_url": url, "broker_transport_options": {"visibility_timeout": 3600},
+                      "result_backend": url}
+
+
+def test_visibility_timeout_reaches_the_broker_transport() -> None:
+    config = broker_config(Settings(broker_url="redis://127.0.0.1:6379/3", visibility_timeout=90))
+    assert config["broker_transport_options"]["visibility_timeout"] == 90
 
 
 def test_redis_broker_through_the_environment(platform_env: PlatformEnv) -> None:

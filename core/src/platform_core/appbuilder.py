@@ -9,13 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery import Task as CeleryTask
 from celery.schedules import crontab
 from kombu.entity import Exchange, Queue
 
 from platform_sdk import Crontab, Every, RetryPolicy
 
-from . import arguments, brokers, policies, reliability, telemetry
+from . import arguments, brokers, policies, recovery, reliability, telemetry
+from .deadletter.task import ReliableTask
 from .enqueue import EnqueueChecks
 from .platform_app import PlatformCelery
 from .registry import Registry
@@ -25,7 +25,7 @@ from .settings import Settings
 DEFAULT_QUEUE = "default"
 
 
-class PlatformTask(CeleryTask):  # type: ignore[misc]
+class PlatformTask(ReliableTask):
     """Base of every plugin task; knows which plugin contributed it."""
 
     plugin: str = ""
@@ -130,6 +130,7 @@ def build_app(
         worker_pool="platform_core.prefork:PreforkPool",
     )
     app.conf.update(reliability.app_config(settings, connection))
+    recovery.configure(app, settings, problems)
     traced = telemetry.wanted(settings)
     if settings.tracing != "off":
         app.conf.beat_scheduler = telemetry.BEAT_SCHEDULER

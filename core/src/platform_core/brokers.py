@@ -38,7 +38,7 @@ def broker_config(settings: Settings) -> dict[str, Any]:
     home = settings.resolved_home
     if settings.broker_url:
         broker = settings.broker_url.get_secret_value()
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
     else:
         broker = EMBEDDED
         folders = {name: home / "broker" / name for name in ("queue", "control", "processed")}

@@ -2,7 +2,8 @@
 
 ``Task.apply_async`` (and so ``delay``, signatures, retries, chains and groups),
 beat and ``send_task`` by name all end in :meth:`PlatformCelery.send_task`, the one
-place where a message can be checked before it is sent.
+place where a message can be checked before it is sent, and where a message due
+after the visibility timeout is held outside the broker instead.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from typing import Any
 
 from celery import Celery
 
+from .delays import hold
 from .enqueue import EnqueueChecks
 
 
 class PlatformCelery(Celery):  # type: ignore[misc]
+    # Broker transports that turn undecodable queue items into dead letters.
+    amqp_cls = "platform_core.deadletter.envelopes:GuardedAMQP"
     enqueue_checks: EnqueueChecks | None = None
 
     def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         if self.enqueue_checks is not None:
             args, kwargs = self.enqueue_checks(name, args, kwargs, options)
-        return super().send_task(name, args, kwargs, **options)
+        return hold.send_task(self, super().send_task, name, args, kwargs, **options)

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     task_time_limit: float = Field(default=1500.0, gt=0, description="Seconds.")
     task_soft_time_limit: float = Field(default=1440.0, gt=0, description="Seconds.")
     beat_lock_timeout: float = Field(default=30.0, ge=1, description="Seconds.")
+    max_redeliveries: int = Field(default=3, ge=0, description="Redeliveries of a lost task.")
+    dead_letter_url: str | None = Field(
+        default=None, description="Unset: the broker's Redis, else SQLite under home."
+    )
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     retry_policies: dict[str, RetryPolicyOverride] = Field(default_factory=dict)
     plugin: dict[str, dict[str, Any]] = Field(

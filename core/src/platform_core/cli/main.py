@@ -22,9 +22,9 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import doctor, flower, inspect, plugins, tasks, worker
+    from . import dlq, doctor, flower, inspect, plugins, tasks, worker
 
-    for module in (worker, plugins, tasks, inspect, doctor, flower):
+    for module in (worker, plugins, tasks, inspect, dlq, doctor, flower):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -44,6 +44,8 @@ def tuning_table(host: Any, queues: list[str], from_flag: bool, tuned: dict[str,
     table.add_row("broker", redact(conf.broker_url), "configuration")
     table.add_row("result backend", redact(str(conf.result_backend)), "configuration")
     table.add_row("queues", ", ".join(queues), "command line (-Q)" if from_flag else "plugins")
+    table.add_row("dead letters", redact(conf.platform_dead_letter_url),
+                  conf.platform_dead_letter_source)
     for item in tuned.values():
         value = "CPU count" if item.value is None and item.name == "concurrency" else item.value
         table.add_row(item.name.replace("_", "-"), str("unlimited" if value is None else value),
@@ -102,6 +104,9 @@ def worker(
                       (c for c in host.registry.worker_hints))
     keep_prefetch(host.app, tuned["prefetch_multiplier"].source)
     console().print(tuning_table(host, chosen, queues is not None, tuned))
+    if host.app.conf.platform_dead_letter_note:
+        console(stderr=True).print(f"Note: {host.app.conf.platform_dead_letter_note}",
+                                   highlight=False)
     check_broker(host.app)
     argv = ["worker", "-Q", ",".join(chosen), "-l", loglevel,
             "-P", str(tuned["pool"].value),

@@ -1,4 +1,7 @@
-"""The worker's request class: main-process telemetry for every task attempt.
+"""The worker's request class with telemetry: main-process records of every attempt.
+
+It extends the platform's request (bounded redelivery, dead letters) and is used in
+its place when tracing or metrics are on.
 
 Runs in the worker's main process, which sees each attempt start (``on_accepted``) and
 end (the child's result, its exception, a hard time limit, a lost child) whatever the
@@ -16,8 +19,8 @@ from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import Retry, TimeLimitExceeded
 from celery.worker import state as worker_state
-from celery.worker.request import Request
 
+from ..deadletter.request import PlatformRequest
 from . import metrics, tracing
 from .attributes import queue_of
 
@@ -39,7 +42,7 @@ def _wrap_success(on_success: Callable[..., Any]) -> Callable[..., Any]:
     return recorded
 
 
-class TelemetryRequest(Request):  # type: ignore[misc]
+class TelemetryRequest(PlatformRequest):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Celery's strategy builds a subclass per task whose on_success replaces ours.
         super().__init_subclass__(**kwargs)

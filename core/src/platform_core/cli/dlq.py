@@ -1,0 +1,178 @@
+"""``platform dlq``: list, show, replay and purge dead letters."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import PlatformError
+from .common import console, dumps, load_host
+
+if TYPE_CHECKING:
+    from ..deadletter.entry import DeadLetter
+    from ..host import Host
+    from ..stores.base import DeadLetterStore
+
+SHORT_ID = 12
+
+
+def _open() -> tuple[Host, DeadLetterStore]:
+    from .. import stores
+
+    host = load_host()
+    return host, stores.for_app(host.app).dead_letters
+
+
+def _find(letters: DeadLetterStore, ident: str) -> DeadLetter:
+    entry = letters.get(ident)
+    if entry is not None:
+        return entry
+    matches = [e for e in letters.list() if e.id.startswith(ident)] if ident else []
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise PlatformError(f"no dead letter has the id {ident!r}; see `platform dlq list`")
+    raise PlatformError(
+        f"{ident!r} starts {len(matches)} dead-letter ids "
+        f"({', '.join(m.id[:SHORT_ID] for m in matches[:5])}...); give more of the id"
+    )
+
+
+def _chosen(letters: DeadLetterStore, ident: str | None, every: bool) -> list[DeadLetter]:
+    if (ident is None) == (not every):
+        raise click.UsageError("give a dead-letter ID or --all, not both")
+    return letters.list() if every else [_find(letters, ident or "")]
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters: messages the workers could not process."""
+
+
+@dlq.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--task", "task_name", metavar="NAME", help="Only dead letters of this task.")
+@click.option("--plugin", metavar="NAME", help="Only dead letters of this plugin's tasks.")
+def list_(as_json: bool, task_name: str | None, plugin: str | None) -> None:
+    """List dead letters, oldest first."""
+    from rich.table import Table
+
+    _, letters = _open()
+    entries = [e for e in letters.list()
+               if (task_name is None or e.task == task_name)
+               and (plugin is None or e.plugin == plugin)]
+    if as_json:
+        click.echo(json.dumps([e.summary() for e in entries], indent=2))
+        return
+    out = console()
+    if not entries:
+        out.print("No dead letters.", highlight=False)
+        return
+    table = Table(title=f"{len(entries)} dead letters", header_style="bold")
+    for column in ("id", "failed at (UTC)"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("task", overflow="fold", min_width=12)
+    for column in ("plugin", "queue"):
+        table.add_column(column, overflow="fold")
+    table.add_column("deliveries", justify="right")
+    table.add_column("reason", overflow="fold", min_width=24)
+    for e in entries:
+        table.add_row(e.id[:SHORT_ID], e.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      e.task or "-", e.plugin or "-", e.queue or "-", str(e.deliveries),
+                      e.reason)
+    out.print(table)
+
+
+@dlq.command()
+@click.argument("entry_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, with the whole message.")
+def show(entry_id: str, as_json: bool) -> None:
+    """Show one dead letter and its message (ID or a unique start of it)."""
+    from rich.table import Table
+
+    _, letters = _open()
+    entry = _find(letters, entry_id)
+    if as_json:
+        click.echo(dumps(entry.to_dict()))
+        return
+    message = entry.message
+    table = Table(show_header=False, title=f"dead letter {entry.id}")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    rows: list[tuple[str, Any]] = [
+        *((k, v) for k, v in entry.summary().items() if k != "id"),
+        ("exchange / routing key", f"{message.exchange or '(default)'} / {message.routing_key}"),
+        ("content type", f"{message.content_type} ({message.content_encoding})"),
+        ("headers", dumps(message.headers)),
+        ("properties", dumps(message.properties)),
+        ("body" + (" (base64)" if message.binary else ""), message.body),
+    ]
+    if message.raw:
+        rows.append(("replay", "not possible: these bytes were never a message"))
+    for key, value in rows:
+        table.add_row(key, "-" if value is None else str(value))
+    console().print(table, highlight=False)
+
+
+@dlq.command()
+@click.argument("entry_id", metavar="[ID]", required=False)
+@click.option("--all", "every", is_flag=True, help="Replay every dead letter.")
+def replay(entry_id: str | None, every: bool) -> None:
+    """Publish dead letters again, unchanged, to the queue they came from.
+
+    An entry is removed only after its message was published.
+    """
+    from ..brokers import check_broker
+
+    host, letters = _open()
+    chosen = _chosen(letters, entry_id, every)
+    if not chosen:
+        click.echo("No dead letters.")
+        return
+    check_broker(host.app)
+    queues = host.app.amqp.queues
+    failures = []
+    with host.app.producer_or_acquire() as producer:
+        for entry in chosen:
+            label = f"{entry.id[:SHORT_ID]} ({entry.task or 'no task'}[{entry.task_id or '-'}])"
+            if entry.message.raw:
+                failures.append(f"{label}: the bytes were never a message; purge it instead")
+                continue
+            if entry.queue not in queues:
+                failures.append(
+                    f"{label}: its queue {entry.queue!r} is declared by no enabled plugin; "
+                    "enable the plugin that declares it (PLATFORM_PLUGINS)"
+                )
+                continue
+            entry.message.publish(producer, exchange="", routing_key=str(entry.queue),
+                                  declare=[queues[entry.queue]])
+            letters.remove(entry.id)
+            click.echo(f"replayed {label} to queue {entry.queue}")
+    if failures:
+        if len(failures) == 1 and len(chosen) == 1:
+            raise PlatformError(f"cannot replay dead letter {failures[0]}")
+        raise PlatformError("\n".join([f"{len(failures)} dead letters were not replayed:",
+                                       *(f"  - {f}" for f in failures)]))
+
+
+@dlq.command()
+@click.argument("entry_id", metavar="[ID]", required=False)
+@click.option("--all", "every", is_flag=True, help="Delete every dead letter.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge(entry_id: str | None, every: bool, yes: bool) -> None:
+    """Delete dead letters for good."""
+    _, letters = _open()
+    chosen = _chosen(letters, entry_id, every)
+    if not chosen:
+        click.echo("No dead letters.")
+        return
+    what = f"all {len(chosen)} dead letters" if every else f"dead letter {chosen[0].id}"
+    if not yes:
+        click.confirm(f"Delete {what}?", abort=True)
+    removed = sum(letters.remove(entry.id) for entry in chosen)
+    click.echo(f"deleted {removed} dead letter{'s' if removed != 1 else ''}")
+
+
+COMMANDS = [dlq]

@@ -1,0 +1,67 @@
+"""The worker's consumer (``worker_consumer``): malformed messages become dead letters.
+
+Celery's consumer logs the whole body of a message it cannot use (and with it the
+task's arguments) and then drops it. This one stores the message in the dead-letter
+store, acknowledges it, logs the task name, id, queue and reason only, and keeps
+consuming. Everything else is Celery's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import signals
+from celery.exceptions import NotRegistered
+from celery.utils.collections import AttributeDict
+from celery.worker.consumer import Consumer
+
+from .letters import try_dead_letter, unreadable_problem
+
+logger = logging.getLogger("platform.deadletter")
+
+
+class PlatformConsumer(Consumer):  # type: ignore[misc]
+    def _dead_letter(self, message: Any, reason: str) -> bool:
+        """Store and acknowledge; on a store failure leave the message unacknowledged."""
+        if try_dead_letter(self.app, message, reason) is None:
+            return False
+        message.ack_log_error(logger, self.connection_errors)
+        return True
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        self._dead_letter(message, "not a task message: neither its headers nor its body "
+                                   "name a task")
+        signals.task_rejected.send(sender=self, message=message, exc=None)
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        try:
+            task_id, name = message.headers["id"], message.headers["task"]
+            root_id = message.headers.get("root_id")
+        except (KeyError, TypeError):  # protocol 1: the names are in the body
+            payload = message.payload
+            task_id, name, root_id = payload.get("id"), payload.get("task"), None
+        self._dead_letter(message, f"unknown task `{name}`: no plugin loaded by this worker "
+                                   "provides it")
+        if task_id:
+            request = AttributeDict(
+                name=name, chord=None, root_id=root_id, errbacks=None,
+                correlation_id=message.properties.get("correlation_id"),
+                reply_to=message.properties.get("reply_to"),
+            )
+            self.app.backend.mark_as_failure(task_id, NotRegistered(name), request=request)
+        if self.event_dispatcher:
+            self.event_dispatcher.send("task-failed", uuid=task_id,
+                                       exception=f"NotRegistered({name!r})")
+        signals.task_unknown.send(sender=self, message=message, exc=exc, name=name, id=task_id)
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        self._dead_letter(message, f"invalid task message: {exc}")
+        signals.task_rejected.send(sender=self, message=message, exc=exc)
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        problem = unreadable_problem(message)
+        if problem is None:
+            problem = (f"cannot decode the body (content type {message.content_type!r}): "
+                       f"{type(exc).__name__}: {exc}")
+        self._dead_letter(message, problem)

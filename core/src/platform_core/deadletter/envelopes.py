@@ -1,0 +1,230 @@
+"""Transports that hand unreadable queue items to the worker instead of crashing it.
+
+kombu's Redis and filesystem transports parse each queue item as a JSON envelope
+(``{"body", "headers", "properties", ...}``) before any consumer sees it. Bytes that
+are not JSON, JSON that is not an envelope, or a body that cannot be decoded raise
+inside the transport, and the worker stops ("Unrecoverable error") or reconnects
+forever. These subclasses turn such an item into a well-formed envelope of content
+type :data:`~.letters.UNREADABLE` that carries the original bytes; the worker's
+consumer (:mod:`.consumer`) then moves it to the dead-letter store and acknowledges it.
+
+The app uses them through :class:`GuardedAMQP` (``amqp_cls``), whose connections
+pick the guarded subclass of the transport the broker URL names; URLs, ``as_uri()``
+and every other transport are unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from queue import Empty
+from typing import Any
+
+from celery.app.amqp import AMQP
+from kombu.connection import Connection
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem, redis
+from kombu.transport.virtual import Message
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
+from .letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
+
+
+def unreadable(raw: Any, queue: str | None, problem: str) -> dict[str, Any]:
+    """A valid envelope around ``raw`` (bytes, text, or JSON that is no envelope)."""
+    if isinstance(raw, (bytes, bytearray)):
+        data = bytes(raw)
+    elif isinstance(raw, str):
+        data = raw.encode("utf-8", "surrogateescape")
+    else:
+        data = json.dumps(raw, default=str).encode("utf-8")
+    return {
+        "body": base64.b64encode(data).decode("ascii"),
+        "content-type": UNREADABLE,
+        "content-encoding": "binary",
+        "headers": {PROBLEM_HEADER: problem, QUEUE_HEADER: queue},
+        "properties": {
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+            "delivery_mode": 2,
+            "priority": 0,
+            "delivery_info": {"exchange": "", "routing_key": queue or ""},
+        },
+    }
+
+
+def envelope_problem(payload: Any) -> str | None:
+    """What keeps ``payload`` from being a kombu envelope, or None."""
+    if not isinstance(payload, dict):
+        return f"not a message envelope: a JSON {type(payload).__name__}"
+    properties = payload.get("properties")
+    if not isinstance(properties, dict) or "delivery_tag" not in properties:
+        return "not a message envelope: no properties with a delivery tag"
+    info = properties.get("delivery_info")
+    if not isinstance(info, dict) or "exchange" not in info or "routing_key" not in info:
+        return "not a message envelope: no delivery info"
+    if not isinstance(payload.get("headers") or {}, dict):
+        return "not a message envelope: headers are not a mapping"
+    return None
+
+
+def _decodes(item: Any) -> bool:
+    try:
+        loads(bytes_to_str(item))
+    except ValueError:
+        return False
+    return True
+
+
+class GuardedMessage(Message):
+    def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
+        try:
+            super().__init__(payload, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            problem = envelope_problem(payload)
+            queue = None
+            if problem is None:
+                problem = f"cannot decode the message body ({exc})"
+                queue = payload["properties"]["delivery_info"]["routing_key"] or None
+            envelope = unreadable(payload, queue, problem)
+            super().__init__(envelope, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
+
+
+class _DeliverGuard:
+    def _deliver(self, message: Any, queue: str) -> Any:
+        problem = envelope_problem(message)
+        if problem is not None:
+            message = unreadable(message, queue, problem)
+        return super()._deliver(message, queue)  # type: ignore[misc]
+
+
+class _RedisChannelGuard:
+    """Keeps the item BRPOP/RPOP returned, so an item kombu cannot parse is not lost."""
+
+    Message = GuardedMessage
+    _brpopped: Any = None
+    _rpopped: Any = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        client = super()._create_client(asynchronous)  # type: ignore[misc]
+        callbacks = client.response_callbacks
+        client.set_response_callback("BRPOP", self._keep("_brpopped", callbacks.get("BRPOP")))
+        client.set_response_callback("RPOP", self._keep("_rpopped", callbacks.get("RPOP")))
+        return client
+
+    def _keep(self, attr: str, inner: Callable[..., Any] | None) -> Callable[..., Any]:
+        def keep(response: Any, **options: Any) -> Any:
+            value = inner(response, **options) if inner is not None else response
+            setattr(self, attr, value)
+            return value
+
+        return keep
+
+    def _brpop_read(self, **options: Any) -> Any:
+        self._brpopped = None
+        try:
+            return super()._brpop_read(**options)  # type: ignore[misc]
+        except ValueError as exc:
+            popped, self._brpopped = self._brpopped, None
+            if not popped or _decodes(popped[1]):
+                raise
+            key = bytes_to_str(popped[0])
+            prefix = getattr(self, "global_keyprefix", "") or ""
+            if prefix and key.startswith(prefix):
+                key = key[len(prefix):]
+            queue = key.rsplit(self.sep, 1)[0]  # type: ignore[attr-defined]
+            problem = f"not a message envelope: {exc}"
+            self.connection._deliver(unreadable(popped[1], queue, problem), queue)  # type: ignore[attr-defined]
+            return True
+
+    def _get(self, queue: str, timeout: Any = None) -> Any:
+        self._rpopped = None
+        try:
+            payload = super()._get(queue)  # type: ignore[misc]
+        except ValueError as exc:
+            item, self._rpopped = self._rpopped, None
+            if item is None or _decodes(item):
+                raise
+            return unreadable(item, queue, f"not a message envelope: {exc}")
+        problem = envelope_problem(payload)
+        return payload if problem is None else unreadable(payload, queue, problem)
+
+
+class GuardedRedisChannel(_RedisChannelGuard, redis.Channel):
+    pass
+
+
+class GuardedSentinelChannel(_RedisChannelGuard, redis.SentinelChannel):
+    pass
+
+
+class GuardedRedisTransport(_DeliverGuard, redis.Transport):
+    Channel = GuardedRedisChannel
+
+
+class GuardedSentinelTransport(_DeliverGuard, redis.SentinelTransport):
+    Channel = GuardedSentinelChannel
+
+
+class GuardedFilesystemChannel(filesystem.Channel):
+    Message = GuardedMessage
+
+    def _get(self, queue: str, timeout: Any = None) -> Any:
+        """kombu's ``_get``, except that the file is read under a shared lock (the
+        writer holds an exclusive one while writing) and a file that is not a JSON
+        envelope is delivered as unreadable instead of raising."""
+        suffix = f"{queue}.msg"
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.partition(".")[2] != suffix:
+                continue
+            folder = self.processed_folder if self.store_processed else tempfile.gettempdir()
+            try:
+                shutil.move(os.path.join(self.data_folder_in, name), folder)
+            except OSError:
+                continue  # another consumer took it
+            path = os.path.join(folder, name)
+            try:
+                with open(path, "rb") as fh:
+                    filesystem.lock(fh, filesystem.LOCK_SH)
+                    try:
+                        payload = fh.read()
+                    finally:
+                        filesystem.unlock(fh)
+                if not self.store_processed:
+                    os.remove(path)
+            except OSError as exc:
+                raise ChannelError(f"Cannot read file {path!r} from queue.") from exc
+            try:
+                parsed = loads(bytes_to_str(payload))
+            except ValueError as exc:
+                return unreadable(payload, queue, f"not a message envelope: {exc}")
+            problem = envelope_problem(parsed)
+            return parsed if problem is None else unreadable(payload, queue, problem)
+        raise Empty()
+
+
+class GuardedFilesystemTransport(_DeliverGuard, filesystem.Transport):
+    Channel = GuardedFilesystemChannel
+
+
+GUARDED: dict[type, type] = {
+    redis.Transport: GuardedRedisTransport,
+    redis.SentinelTransport: GuardedSentinelTransport,
+    filesystem.Transport: GuardedFilesystemTransport,
+}
+
+
+class GuardedConnection(Connection):
+    def get_transport_cls(self) -> Any:
+        cls = super().get_transport_cls()  # type: ignore[no-untyped-call]
+        return GUARDED.get(cls, cls)
+
+
+class GuardedAMQP(AMQP):  # type: ignore[misc]
+    Connection = GuardedConnection

@@ -1,0 +1,101 @@
+"""Put a received message into the dead-letter store and say so in one log line.
+
+The log line names the entry, task, task id, queue and reason, never the body or
+the task's arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .. import stores
+from .entry import DeadLetter, short_reason
+from .message import StoredMessage
+
+logger = logging.getLogger("platform.deadletter")
+
+UNREADABLE = "application/x-platform-unreadable"
+PROBLEM_HEADER = "x-platform-problem"
+QUEUE_HEADER = "x-platform-queue"
+
+
+def queue_of(app: Any, message: Any) -> str | None:
+    """The queue a message was consumed from, as far as its delivery info tells."""
+    info = message.delivery_info or {}
+    exchange, key = info.get("exchange") or "", info.get("routing_key") or ""
+    if not exchange:
+        return str(key) or None  # the default exchange routes by queue name
+    for queue in app.amqp.queues.values():
+        if queue.exchange is not None and queue.exchange.name == exchange \
+                and queue.routing_key == key:
+            return str(queue.name)
+    return str(key) or None
+
+
+def plugin_of(app: Any, task_name: str | None) -> str | None:
+    task = app.tasks.get(task_name) if task_name else None
+    return getattr(task, "plugin", None) or None
+
+
+def _headers(message: Any) -> dict[str, Any]:
+    headers = message.headers
+    return headers if isinstance(headers, dict) else {}
+
+
+def capture(app: Any, message: Any) -> tuple[StoredMessage, str | None]:
+    """The message as stored, and the queue it came from."""
+    if message.content_type == UNREADABLE:
+        headers = _headers(message)
+        queue = headers.get(QUEUE_HEADER) or queue_of(app, message)
+        stored = StoredMessage.from_body(
+            message.body or b"", queue=queue, exchange="", routing_key=queue or "",
+            content_type=None, content_encoding=None, raw=True,
+        )
+        return stored, queue
+    queue = queue_of(app, message)
+    return StoredMessage.from_kombu(message, queue), queue
+
+
+def unreadable_problem(message: Any) -> str | None:
+    if message.content_type != UNREADABLE:
+        return None
+    return str(_headers(message).get(PROBLEM_HEADER) or "not a message")
+
+
+def dead_letter(app: Any, message: Any, reason: str, *, deliveries: int = 1) -> DeadLetter:
+    """Store ``message`` with ``reason``; raises if the store cannot be written."""
+    headers = _headers(message)
+    stored, queue = capture(app, message)
+    task = headers.get("task")
+    task = str(task) if task is not None and not stored.raw else None
+    task_id = headers.get("id")
+    entry = DeadLetter(
+        task=task,
+        task_id=str(task_id) if task_id is not None and not stored.raw else None,
+        plugin=plugin_of(app, task),
+        queue=queue,
+        reason=short_reason(reason),
+        deliveries=deliveries,
+        message=stored,
+    )
+    stores.for_app(app).dead_letters.add(entry)
+    task_label = f", task {entry.task}[{entry.task_id or '-'}]" if entry.task else ""
+    logger.error("Dead letter %s from queue %s%s: %s", entry.id, entry.queue or "-",
+                 task_label, entry.reason)
+    return entry
+
+
+def try_dead_letter(app: Any, message: Any, reason: str, *, deliveries: int = 1
+                    ) -> DeadLetter | None:
+    """:func:`dead_letter`, logging (without the body) instead of raising on store errors."""
+    try:
+        return dead_letter(app, message, reason, deliveries=deliveries)
+    except Exception as exc:  # noqa: BLE001 - any store failure is reported the same way
+        headers = _headers(message)
+        logger.error(
+            "Cannot write dead letter for task %s[%s] (%s); the message stays unacknowledged "
+            "and is delivered again later: %s: %s", headers.get("task", "-"),
+            headers.get("id", "-"), short_reason(reason), type(exc).__name__, exc,
+        )
+        return None

@@ -1,0 +1,1 @@
+"""Long delays held outside the broker: :mod:`.hold` (producers), :mod:`.release` (workers)."""

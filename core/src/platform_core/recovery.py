@@ -1,0 +1,27 @@
+"""Wire dead letters, bounded redelivery and held long delays into an app
+(the reasons are in docs/reliability.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import stores
+from .delays.hold import horizon
+from .delays.release import ReleaseDelayed
+from .settings import Settings
+
+
+def configure(app: Any, settings: Settings, problems: list[str]) -> None:
+    location = stores.locate(settings)
+    problem = stores.url_problem(location)
+    if problem:
+        problems.append(problem)
+    app.conf.update(
+        worker_consumer="platform_core.deadletter.consumer:PlatformConsumer",
+        platform_dead_letter_url=location.url,
+        platform_dead_letter_source=location.source,
+        platform_dead_letter_note=location.note,
+        platform_max_redeliveries=settings.max_redeliveries,
+        platform_delay_horizon=horizon(settings.visibility_timeout),
+    )
+    app.steps["worker"].add(ReleaseDelayed)

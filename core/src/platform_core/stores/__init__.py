@@ -1,0 +1,113 @@
+"""Where dead letters, delivery counts and held (long-delayed) messages are kept.
+
+| setting | store |
+|---------|-------|
+| ``dead_letter_url`` set | that URL: ``redis://``/``rediss://`` or any SQLAlchemy URL |
+| Redis broker | the broker's Redis server and database |
+| embedded broker | SQLite ``$PLATFORM_HOME/reliability.sqlite3`` |
+| other broker (RabbitMQ) | the result backend if Redis or ``db+...``, else SQLite under home |
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from .base import Store
+
+SQLITE_FILE = "reliability.sqlite3"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+@dataclass(frozen=True)
+class Location:
+    url: str
+    source: str
+    local: bool = False  # SQLite on this machine while the broker is shared
+
+    @property
+    def note(self) -> str | None:
+        if not self.local:
+            return None
+        return ("dead letters and long-delayed tasks are kept in SQLite on this machine "
+                "(no Redis or database result backend to share); when producers and workers "
+                "run on several machines, set PLATFORM_DEAD_LETTER_URL to a database or Redis "
+                "they all reach")
+
+
+def is_redis(url: str) -> bool:
+    return url.startswith(REDIS_SCHEMES)
+
+
+def locate(settings: Settings) -> Location:
+    if settings.dead_letter_url:
+        return Location(settings.dead_letter_url, "PLATFORM_DEAD_LETTER_URL")
+    sqlite = f"sqlite:///{settings.resolved_home / SQLITE_FILE}"
+    if not settings.broker_url:
+        return Location(sqlite, "default: SQLite under home")
+    first = settings.broker_url.get_secret_value().split(";")[0]
+    if is_redis(first):
+        return Location(first, "default: the broker's Redis")
+    backend = settings.result_backend.get_secret_value() if settings.result_backend else ""
+    if is_redis(backend):
+        return Location(backend, "default: the result backend")
+    if backend.startswith("db+"):
+        return Location(backend[3:], "default: the result backend")
+    return Location(sqlite, "default: SQLite under home", local=True)
+
+
+def url_problem(location: Location) -> str | None:
+    """Why an explicitly configured store URL cannot work, or None."""
+    if location.source != "PLATFORM_DEAD_LETTER_URL" or is_redis(location.url):
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(location.url).get_dialect()
+    except (ArgumentError, NoSuchModuleError) as exc:
+        from ..brokers import redact
+
+        return (f"setting `dead_letter_url` ({redact(location.url)}) is neither a redis:// nor "
+                f"a SQLAlchemy database URL ({exc}); fix PLATFORM_DEAD_LETTER_URL or "
+                "`dead_letter_url` in platform.toml")
+    return None
+
+
+_stores: dict[tuple[int, str], Store] = {}
+_lock = threading.Lock()
+
+
+def open_store(url: str) -> Store:
+    """The store at ``url``, opened once per process (connections are not shared over fork)."""
+    key = (os.getpid(), url)
+    with _lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = _make(url)
+        return store
+
+
+def _make(url: str) -> Store:
+    if is_redis(url):
+        from .redis_store import RedisStore
+
+        return RedisStore(url)
+    from .sql_store import SqlStore
+
+    return SqlStore(url)
+
+
+def for_app(app: Any) -> Store:
+    return open_store(app.conf.platform_dead_letter_url)
+
+
+def close_all() -> None:
+    with _lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()
