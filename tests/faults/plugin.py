@@ -1,0 +1,49 @@
+"""The platform plugin of the fault scenarios: the same bodies as the plain app.
+
+Work that may run again after a crash declares itself idempotent, as a plugin author
+would, so the platform acknowledges it only when it is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from platform_sdk import BeatEntry, Every, Queue, hookimpl, task
+from tests.faults import bodies
+
+
+@task(name="faults.record", queue="faults", idempotent=True)
+def record(key: str) -> str:
+    return bodies.record(key)
+
+
+@task(name="faults.slow", queue="faults", idempotent=True)
+def slow(key: str, seconds: float) -> str:
+    return bodies.slow(key, seconds)
+
+
+@task(name="faults.suicide", queue="faults", idempotent=True)
+def suicide(key: str) -> None:
+    bodies.suicide(key)
+
+
+@task(name="faults.tick", queue="faults")
+def tick() -> None:
+    bodies.tick()
+
+
+@hookimpl
+def register_tasks(register: Callable[[Any], None]) -> None:
+    for t in (record, slow, suicide, tick):
+        register(t)
+
+
+@hookimpl
+def register_queues(register: Callable[[Queue], None]) -> None:
+    register(Queue(name="faults"))
+
+
+@hookimpl
+def register_beat_entries(register: Callable[[BeatEntry], None]) -> None:
+    register(BeatEntry(name="faults.tick", task="faults.tick", schedule=Every(seconds=1)))
