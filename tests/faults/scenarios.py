@@ -39,15 +39,19 @@ class Outcome:
         return self.completed == self.expected
 
     def summary(self) -> str:
-        if self.exactly_once:
+        if self.expected == 0:
+            head = "nothing to run"
+        elif self.exactly_once:
             head = f"completed exactly once ({self.completed}/{self.expected})"
         elif self.completed < self.expected:
             head = f"LOST {self.expected - self.completed} of {self.expected}"
         else:
             head = f"DUPLICATED: {self.completed} runs for {self.expected}"
-        parts = [head]
+        parts = [] if self.expected == 0 else [head]
         if self.dead_lettered:
             parts.append(f"{len(self.dead_lettered)} dead-lettered ({self.dead_lettered[0]})")
+        elif self.expected == 0:
+            parts.append("nothing kept")
         parts.append("workers serving" if self.serving else "WORKER STOPPED SERVING")
         return "; ".join(parts + self.notes)
 

@@ -110,7 +110,7 @@ def test_long_countdown_on_the_embedded_broker(platform_env: PlatformEnv,
     result = host.app.tasks["rel.later"].apply_async((str(log), "embedded"), countdown=5)
     (held,) = stores.for_app(host.app).delays.pending()
     assert held.task_id == result.id
-    assert host.app.conf.platform_dead_letter_url.startswith("sqlite:///")
+    assert host.app.conf.platform_dead_letter_database.startswith("sqlite:///")
     assert result.get(timeout=60) == "embedded"
     wait_until(lambda: stores.for_app(host.app).delays.pending() == [], 10, "the store to empty")
     assert len(runs(log)) == 1

@@ -37,7 +37,7 @@ def test_a_long_countdown_is_held_with_the_message_celery_built(
     result = task.apply_async(("a@example.com", "Subject", "Body"), countdown=7200,
                               priority=3)
     soon = host.app.tasks["admin.print_hello"].apply_async(countdown=1)
-    store = open_store(host.app.conf.platform_dead_letter_url)
+    store = open_store(host.app.conf.platform_dead_letter_database)
     (held,) = store.delays.pending()
     assert held.task_id == result.id != soon.id
     assert held.due == pytest.approx(time.time() + 7200, abs=5)

@@ -317,9 +317,12 @@ def check_unregistered(host: Host, live: Live) -> list[Finding]:
 
 
 def beat_lock_holder(host: Host, view: BrokerView | None) -> tuple[bool, str]:
-    """(running, who) from the beat lock: a Redis key, or a file lock under home."""
-    if view is not None and view.kind == "redis":
-        holder = view.get(BEAT_LOCK_KEY)
+    """(running, who) from the beat lock: a Redis key, a RabbitMQ exclusive queue, or a
+    file lock under home (probed here for both kinds of file lock)."""
+    if view is not None and view.kind != "filesystem":
+        from . import beatlock
+
+        holder = beatlock.holder(host.app)
         return holder is not None, holder or ""
     path = host.settings.resolved_home / BEAT_LOCK_FILE
     if not _file_locked(path):
@@ -363,8 +366,12 @@ def check_beat(host: Host, view: BrokerView | None) -> list[Finding]:
     if running:
         return [Finding("beat", "info", f"beat is running ({who})")]
     names = ", ".join(f"`{c.item.name}` ({c.plugin.name})" for c in entries)
-    where = (f"Redis key `{BEAT_LOCK_KEY}`" if view is not None and view.kind == "redis"
-             else f"lock on {host.settings.resolved_home / BEAT_LOCK_FILE}")
+    if view is not None and view.kind == "redis":
+        where = f"Redis key `{BEAT_LOCK_KEY}`"
+    elif view is not None and view.kind != "filesystem":
+        where = "holder of the RabbitMQ queue `platform.beat.lock`"
+    else:
+        where = f"lock on {host.settings.resolved_home / BEAT_LOCK_FILE}"
     return [Finding(
         "beat", "warning",
         f"no beat is running (no {where}), so {len(entries)} periodic entr"

@@ -18,7 +18,9 @@ def configure(app: Any, settings: Settings, problems: list[str]) -> None:
         problems.append(problem)
     app.conf.update(
         worker_consumer="platform_core.deadletter.consumer:PlatformConsumer",
-        platform_dead_letter_url=location.url,
+        # "DATABASE" in the key makes Celery mask the value (it may hold the broker's
+        # password) in `celery inspect conf` and Flower's configuration view.
+        platform_dead_letter_database=location.url,
         platform_dead_letter_source=location.source,
         platform_dead_letter_note=location.note,
         platform_max_redeliveries=settings.max_redeliveries,

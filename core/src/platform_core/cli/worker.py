@@ -44,7 +44,7 @@ def tuning_table(host: Any, queues: list[str], from_flag: bool, tuned: dict[str,
     table.add_row("broker", redact(conf.broker_url), "configuration")
     table.add_row("result backend", redact(str(conf.result_backend)), "configuration")
     table.add_row("queues", ", ".join(queues), "command line (-Q)" if from_flag else "plugins")
-    table.add_row("dead letters", redact(conf.platform_dead_letter_url),
+    table.add_row("dead letters", redact(conf.platform_dead_letter_database),
                   conf.platform_dead_letter_source)
     for item in tuned.values():
         value = "CPU count" if item.value is None and item.name == "concurrency" else item.value

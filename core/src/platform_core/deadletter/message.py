@@ -100,6 +100,7 @@ class StoredMessage:
         """Publish the same bytes with the same headers and properties.
 
         With ``content_type`` given, kombu sends the body as it is, without serializing.
+        The broker's ``redelivered`` mark is dropped: a replay is a first delivery.
         """
         if self.raw:
             raise ValueError("raw bytes that were never a message cannot be published")
@@ -109,7 +110,7 @@ class StoredMessage:
             routing_key=routing_key,
             content_type=self.content_type or "application/data",
             content_encoding=self.content_encoding or "binary",
-            headers=dict(self.headers),
+            headers={k: v for k, v in self.headers.items() if k != "redelivered"},
             declare=declare,
             retry=True,
             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},

@@ -47,6 +47,9 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 class PlatformRequest(Request):  # type: ignore[misc]
+    #: Set by ``on_failure`` for a lost process: whether the message went back to its queue.
+    requeued_after_loss = False
+
     def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
         try:
             super().__init__(message, *args, **kwargs)
@@ -56,6 +59,11 @@ class PlatformRequest(Request):  # type: ignore[misc]
             raise InvalidTaskError(
                 f"malformed task message ({type(exc).__name__}: {exc})"
             ) from None
+
+    def send_event(self, type: str, **fields: Any) -> None:
+        if "result" in fields:
+            fields["result"] = "(not shown)"  # results may hold secrets, as arguments do
+        super().send_event(type, **fields)
 
     def _lost(self, exc: BaseException) -> BaseException | None:
         if isinstance(exc, WorkerLostError):
@@ -81,6 +89,7 @@ class PlatformRequest(Request):  # type: ignore[misc]
         lost = self._lost(exc)
         if lost is not None and self.task.acks_late and self.task.reject_on_worker_lost:
             if not self._give_up(lost, exc_info):
+                self.requeued_after_loss = True
                 super().on_failure(exc_info, send_failed_event, return_ok)  # requeued
             return None
         super().on_failure(exc_info, send_failed_event, return_ok)

@@ -103,7 +103,7 @@ def _make(url: str) -> Store:
 
 
 def for_app(app: Any) -> Store:
-    return open_store(app.conf.platform_dead_letter_url)
+    return open_store(app.conf.platform_dead_letter_database)
 
 
 def close_all() -> None:

@@ -16,7 +16,6 @@ from functools import wraps
 from typing import Any
 
 from billiard.einfo import ExceptionWithTraceback
-from billiard.exceptions import WorkerLostError
 from celery.exceptions import Retry, TimeLimitExceeded
 from celery.worker import state as worker_state
 
@@ -100,10 +99,15 @@ class TelemetryRequest(PlatformRequest):
     def on_failure(self, exc_info: Any, send_failed_event: bool = True,
                    return_ok: bool = False) -> None:
         exc = _exception(exc_info)
-        if isinstance(exc, WorkerLostError):
-            requeued = bool(self.task.acks_late and self.task.reject_on_worker_lost)
-            self._finished("LOST")
-            tracing.record_lost_run(self, exc, requeued=requeued)
-        elif not isinstance(exc, Retry):
-            self._finished("FAILURE")
-        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        lost = self._lost(exc)
+        try:
+            super().on_failure(exc_info, send_failed_event=send_failed_event,
+                               return_ok=return_ok)
+        finally:
+            if isinstance(exc, TimeLimitExceeded):
+                pass  # billiard reports it here, then to on_timeout, which records it
+            elif lost is not None:
+                self._finished("LOST")
+                tracing.record_lost_run(self, lost, requeued=self.requeued_after_loss)
+            elif not isinstance(exc, Retry):
+                self._finished("FAILURE")
