@@ -53,7 +53,7 @@ class Outcome:
         elif self.expected == 0:
             parts.append("nothing kept")
         parts.append("workers serving" if self.serving else "WORKER STOPPED SERVING")
-        return "; ".join(parts + self.notes)
+        return "; ".join(parts + [n for n in self.notes if n])
 
 
 def _key(name: str) -> str:
@@ -167,7 +167,7 @@ def two_beats(lab: Lab) -> Outcome:
     ticks = sorted(float(t) for t in client.lrange("ticks", 0, -1))
     in_window = [t for t in ticks if start <= t < start + 8]
     doubled = sum(1 for a, b in itertools.pairwise(in_window) if b - a < 0.5)
-    return Outcome(len(in_window) - doubled, len(in_window), serving=lab.serving(),
+    return Outcome(len(in_window), len(in_window) - doubled, serving=lab.serving(),
                    notes=[f"{len(in_window)} dispatches in 8 one-second periods, "
                           f"{doubled} of them duplicates"])
 
@@ -188,9 +188,9 @@ def broken_plugin(lab: Lab) -> Outcome:
     started = _wait_quietly(lambda: " ready." in process.output() or not process.alive(), 60)
     up = started and process.alive()
     return Outcome(0, 0, serving=up and lab.serving(),
-                   notes=["worker started" if up else "worker did not start",
+                   notes=["worker started" if up else "worker did not start (import error)",
                           "broken plugin reported" if "plugin `broken`" in process.output()
-                          else "broken plugin not reported"])
+                          else ""])
 
 
 def warm_shutdown(lab: Lab) -> Outcome:
