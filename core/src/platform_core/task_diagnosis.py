@@ -74,6 +74,10 @@ def explain_task(host: Host, task_id: str, timeout: float) -> Diagnosis:
             report.findings.append(_queued(host, subject, found, live))
             return report
         searched = view.searchable
+    kept = _kept(host, task_id, subject, live)
+    if kept is not None:
+        report.findings.append(kept)
+        return report
     if searched:
         problem = (f"{subject} is unknown: no stored state, no live worker holds it and no "
                    "queue contains it")
@@ -88,6 +92,38 @@ def explain_task(host: Host, task_id: str, timeout: float) -> Diagnosis:
                "worker")
     report.findings.append(Finding("task", "warning", problem, subject, fix))
     return report
+
+
+def _kept(host: Host, task_id: str, subject: str, live: Live) -> Finding | None:
+    """The task held for a long delay, or in the dead-letter store; None if in neither."""
+    from . import stores
+
+    try:
+        store = stores.for_app(host.app)
+        held = next((d for d in store.delays.pending() if d.task_id == task_id), None)
+        letter = None if held else next(
+            (e for e in store.dead_letters.list() if e.task_id == task_id), None)
+    except Exception:  # noqa: BLE001 - the stores are a last place to look, not a check
+        return None
+    if held is not None:
+        queue = held.message.queue or "?"
+        label = task_label(host, str(held.message.headers.get("task") or subject))
+        return Finding(
+            "task", "info",
+            f"{subject} is held until {_when(held.due)}: its countdown or eta is beyond the "
+            f"visibility timeout, so a running worker sends it to queue `{queue}` when due",
+            label,
+            "" if live.consumers(queue) else worker_fix(host, queue),
+        )
+    if letter is not None:
+        return Finding(
+            "task", "error",
+            f"{subject} is in the dead-letter store: {letter.reason}",
+            task_label(host, letter.task) if letter.task else subject,
+            f"see `platform dlq show {letter.id}`; `platform dlq replay {letter.id}` sends it "
+            "again once the cause is fixed",
+        )
+    return None
 
 
 def _queued(host: Host, subject: str, found: Located, live: Live) -> Finding:
