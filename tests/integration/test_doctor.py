@@ -144,7 +144,7 @@ def test_unknown_task_id(ops: PlatformEnv) -> None:
 def test_task_held_for_a_long_delay(ops: PlatformEnv, redis_url: str) -> None:
     ops.set(PLATFORM_BROKER_URL=redis_url)
     task_id = ops.host().app.tasks["ops.parked"].apply_async((1,), countdown=7200).id
-    code, report = doctor(ops, "--task-id", task_id, timeout="1")
+    _, report = doctor(ops, "--task-id", task_id, timeout="1")
     (why,) = findings(report, "task")
     assert why["problem"].startswith(f"task id {task_id} is held until "), why
     assert "sends it to queue `ops.parked` when due" in why["problem"]
