@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 SENT_AT_HEADER = "platform_sent_at"
@@ -11,3 +13,26 @@ SENT_AT_HEADER = "platform_sent_at"
 def stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
     if headers is not None:
         headers.setdefault(SENT_AT_HEADER, time.time())
+
+
+def sent_at(carrier: Any) -> float | None:
+    """The sending time from a request dict or a task's request context."""
+    raw = carrier.get(SENT_AT_HEADER) if isinstance(carrier, Mapping) else getattr(
+        carrier, SENT_AT_HEADER, None
+    )
+    try:
+        return float(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def eta_timestamp(raw: Any) -> float | None:
+    """A message's ``eta`` header (ISO 8601 or datetime) as seconds since the epoch."""
+    if isinstance(raw, datetime):
+        return raw.timestamp()
+    if isinstance(raw, str) and raw:
+        try:
+            return datetime.fromisoformat(raw).timestamp()
+        except ValueError:
+            return None
+    return None

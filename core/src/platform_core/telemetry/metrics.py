@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 
 from .export import export_interval, metric_exporter, resource
@@ -77,7 +77,7 @@ def install(mode: str, address: str, depth: Callable[[], dict[str, int]] | None)
         )
     views = [View(instrument_name="platform.task.*",
                   aggregation=ExplicitBucketHistogramAggregation(SECONDS_BUCKETS),
-                  instrument_type=_histogram_type())]
+                  instrument_type=Histogram)]
     state.provider = MeterProvider(metric_readers=[reader], resource=resource("worker"),
                                    views=views)
     state.reader = reader
@@ -103,12 +103,6 @@ def install(mode: str, address: str, depth: Callable[[], dict[str, int]] | None)
         description="Messages waiting in each queue the worker consumes.")
     if mode == "prometheus":
         _serve_prometheus(address)
-
-
-def _histogram_type() -> type:
-    from opentelemetry.sdk.metrics import Histogram
-
-    return Histogram
 
 
 def _serve_prometheus(address: str) -> None:

@@ -15,19 +15,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from billiard.einfo import ExceptionWithTraceback
 from celery.exceptions import Retry, TimeLimitExceeded
 from celery.worker import state as worker_state
 
-from ..deadletter.request import PlatformRequest
+from ..deadletter.request import PlatformRequest, _unwrap
 from . import metrics, tracing
 from .attributes import queue_of
-
-
-def _exception(exc_info: Any) -> BaseException:
-    exc = exc_info.exception
-    found: BaseException = exc.exc if isinstance(exc, ExceptionWithTraceback) else exc
-    return found
+from .headers import eta_timestamp, sent_at
 
 
 def _wrap_success(on_success: Callable[..., Any]) -> Callable[..., Any]:
@@ -75,8 +69,8 @@ class TelemetryRequest(PlatformRequest):
         if self.delivery_info.get("redelivered"):
             found.redeliveries.add(1, labels)
         headers = self.request_dict
-        due = tracing._sent_at(headers)
-        eta = tracing._eta(headers.get("eta"))
+        due = sent_at(headers)
+        eta = eta_timestamp(headers.get("eta"))
         if eta is not None:
             due = max(due or eta, eta)
         if due is not None and self.time_start:
@@ -98,7 +92,7 @@ class TelemetryRequest(PlatformRequest):
 
     def on_failure(self, exc_info: Any, send_failed_event: bool = True,
                    return_ok: bool = False) -> None:
-        exc = _exception(exc_info)
+        exc = _unwrap(exc_info.exception)
         lost = self._lost(exc)
         try:
             super().on_failure(exc_info, send_failed_event=send_failed_event,

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, cast
 
 from celery import signals
@@ -30,7 +28,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from . import attributes as attrs
 from .export import resource, span_exporter
-from .headers import SENT_AT_HEADER
+from .headers import eta_timestamp, sent_at
 
 logger = logging.getLogger(__name__)
 
@@ -117,32 +115,11 @@ def _new_delegate(role: str) -> SdkTracerProvider:
     return provider
 
 
-def _sent_at(carrier: Any) -> float | None:
-    raw = carrier.get(SENT_AT_HEADER) if isinstance(carrier, Mapping) else getattr(
-        carrier, SENT_AT_HEADER, None
-    )
-    try:
-        return float(raw) if raw is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _eta(raw: Any) -> float | None:
-    if isinstance(raw, datetime):
-        return raw.timestamp()
-    if isinstance(raw, str) and raw:
-        try:
-            return datetime.fromisoformat(raw).timestamp()
-        except ValueError:
-            return None
-    return None
-
-
 def links_to_producer(eta: Any, sent_at: float | None) -> bool:
     """True when a run should start its own trace, linked to the producer's."""
     if state.delayed != "link" or sent_at is None:
         return False
-    due = _eta(eta)
+    due = eta_timestamp(eta)
     return due is not None and due - sent_at > state.link_after
 
 
@@ -153,7 +130,7 @@ def start_run_span(
     """A consumer span for one run; its parent (or link) comes from the message headers."""
     parent = extract(carrier, getter=getter) if getter else extract(carrier)
     parent_span = trace.get_current_span(parent).get_span_context()
-    if parent_span.is_valid and links_to_producer(eta, _sent_at(carrier)):
+    if parent_span.is_valid and links_to_producer(eta, sent_at(carrier)):
         span = _tracer.start_span(
             name, context=context_api.Context(), links=[Link(parent_span)],
             kind=SpanKind.CONSUMER, attributes=attributes, start_time=start_time,
