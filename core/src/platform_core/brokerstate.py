@@ -217,11 +217,6 @@ class BrokerView:
                            unacked_since=since, restore_after=float(channel.visibility_timeout))
         return None
 
-    def get(self, key: str) -> str | None:
-        """Redis: the string at ``key`` in the broker's database."""
-        value = self.channel.client.get(key)
-        return value.decode() if isinstance(value, bytes) else value
-
 
 def _read(path: str) -> bytes:
     try:

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from . import beatlock
+from .beatlock import LOCK_FILE, LOCK_KEY, LOCK_QUEUE
 from .brokers import redact
 from .brokerstate import BrokerView, is_internal
 from .host import Host
 
 Severity = Literal["error", "warning", "info"]
 
-BEAT_LOCK_KEY = "platform:beat:lock"
-BEAT_LOCK_FILE = "beat.lock"
 
 
 @dataclass(frozen=True)
@@ -320,11 +320,9 @@ def beat_lock_holder(host: Host, view: BrokerView | None) -> tuple[bool, str]:
     """(running, who) from the beat lock: a Redis key, a RabbitMQ exclusive queue, or a
     file lock under home (probed here for both kinds of file lock)."""
     if view is not None and view.kind != "filesystem":
-        from . import beatlock
-
         holder = beatlock.holder(host.app)
         return holder is not None, holder or ""
-    path = host.settings.resolved_home / BEAT_LOCK_FILE
+    path = host.settings.resolved_home / LOCK_FILE
     if not _file_locked(path):
         return False, ""
     try:
@@ -367,11 +365,11 @@ def check_beat(host: Host, view: BrokerView | None) -> list[Finding]:
         return [Finding("beat", "info", f"beat is running ({who})")]
     names = ", ".join(f"`{c.item.name}` ({c.plugin.name})" for c in entries)
     if view is not None and view.kind == "redis":
-        where = f"Redis key `{BEAT_LOCK_KEY}`"
+        where = f"Redis key `{LOCK_KEY}`"
     elif view is not None and view.kind != "filesystem":
-        where = "holder of the RabbitMQ queue `platform.beat.lock`"
+        where = f"holder of the RabbitMQ queue `{LOCK_QUEUE}`"
     else:
-        where = f"lock on {host.settings.resolved_home / BEAT_LOCK_FILE}"
+        where = f"lock on {host.settings.resolved_home / LOCK_FILE}"
     return [Finding(
         "beat", "warning",
         f"no beat is running (no {where}), so {len(entries)} periodic entr"

@@ -156,10 +156,10 @@ def build(
         reported.extend(p for p in found
                         if isinstance(p, PluginProblem) and p.plugin not in excluded)
 
+    partial = allow is not None or bool(settings.disabled_plugins)
     while True:
         problems = []
         registry = everything.without(excluded)
-        partial = allow is not None or bool(settings.disabled_plugins)
         retry_policies = policies.resolve(_without_overrides_of(settings, everything, excluded),
                                           registry, problems, partial=partial)
         router = Router(registry.routes, DEFAULT_QUEUE)

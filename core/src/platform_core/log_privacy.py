@@ -22,6 +22,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from celery.app.trace import LOG_SUCCESS
+
 HIDDEN = "<hidden>"
 SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 VALUE_KEYS = ("args", "kwargs", "return_value")
@@ -34,10 +36,8 @@ def _scrubbed(context: Mapping[str, Any]) -> dict[str, Any]:
 
 class HideTaskValues(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        from celery.app import trace
-
         if isinstance(record.args, Mapping):
-            if record.msg == trace.LOG_SUCCESS:
+            if record.msg == LOG_SUCCESS:
                 record.msg = SUCCESS
             record.args = _scrubbed(record.args)
         elif (isinstance(record.msg, str) and record.msg.startswith("TaskPool: Apply")

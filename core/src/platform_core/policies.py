@@ -85,25 +85,19 @@ ALLOWED_OPTIONS = {
 }
 
 
-def _blamed(owner: PluginInfo | str, message: str) -> str:
-    if isinstance(owner, str):
-        return f"{owner} {message}"
-    return blame(owner, message)
-
-
-def _checked_extra(spec: TaskSpec, owner: PluginInfo | str, problems: list[str]
+def _checked_extra(spec: TaskSpec, owner: PluginInfo, problems: list[str]
                    ) -> dict[str, Any]:
     from celery import Task as CeleryTask
 
     for key in spec.options:
         if key in RESERVED_OPTIONS or (key not in ALLOWED_OPTIONS and hasattr(CeleryTask, key)):
-            problems.append(_blamed(
+            problems.append(blame(
                 owner,
                 f"task `{spec.name}` sets option `{key}`, which the platform controls; "
                 "remove it (use the task decorator's own parameters)",
             ))
         elif key not in ALLOWED_OPTIONS:
-            problems.append(_blamed(
+            problems.append(blame(
                 owner,
                 f"task `{spec.name}` sets unknown option `{key}`; use a Celery task "
                 "option (max_retries, default_retry_delay, priority, ...) or a parameter of "
@@ -113,7 +107,7 @@ def _checked_extra(spec: TaskSpec, owner: PluginInfo | str, problems: list[str]
 
 
 def task_options(
-    spec: TaskSpec, policies: dict[str, RetryPolicy], owner: PluginInfo | str,
+    spec: TaskSpec, policies: dict[str, RetryPolicy], owner: PluginInfo,
     problems: list[str],
 ) -> dict[str, Any]:
     """Celery task options for ``spec``; the task's own Celery options win."""
@@ -126,7 +120,7 @@ def task_options(
         try:
             errors.append(exception_class(dotted))
         except (ImportError, AttributeError, TypeError) as exc:
-            problems.append(_blamed(
+            problems.append(blame(
                 owner,
                 f"task `{spec.name}`: retry policy `{policy.name}` retries on "
                 f"`{dotted}`, which cannot be imported ({exc}); use a dotted exception name",

@@ -22,9 +22,9 @@ class PluginProblem(str):
 
     plugin: str
 
-    def __new__(cls, plugin: PluginInfo | str, message: str) -> PluginProblem:
+    def __new__(cls, plugin: PluginInfo, message: str) -> PluginProblem:
         problem = super().__new__(cls, message)
-        problem.plugin = plugin if isinstance(plugin, str) else plugin.name
+        problem.plugin = plugin.name
         return problem
 
 

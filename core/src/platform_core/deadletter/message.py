@@ -15,6 +15,11 @@ KEPT_PROPERTIES = ("correlation_id", "reply_to", "priority", "delivery_mode", "m
 TRANSPORT_HEADERS = ("redelivered",)
 
 
+def kept_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """The message properties a stored message keeps (those that are set)."""
+    return {k: properties[k] for k in KEPT_PROPERTIES if properties.get(k) is not None}
+
+
 @dataclass(frozen=True)
 class StoredMessage:
     """``body`` is the serialized body: text when it is UTF-8, else base64 (``binary``).
@@ -62,8 +67,7 @@ class StoredMessage:
             content_type=message.content_type,
             content_encoding=message.content_encoding,
             headers=headers,
-            properties={k: properties[k] for k in KEPT_PROPERTIES
-                        if properties.get(k) is not None},
+            properties=kept_properties(properties),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,7 +114,7 @@ class StoredMessage:
             routing_key=routing_key,
             content_type=self.content_type or "application/data",
             content_encoding=self.content_encoding or "binary",
-            headers={k: v for k, v in self.headers.items() if k != "redelivered"},
+            headers={k: v for k, v in self.headers.items() if k not in TRANSPORT_HEADERS},
             declare=declare,
             retry=True,
             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},

@@ -19,11 +19,15 @@ def limit(app: Any) -> int:
     return int(app.conf.platform_max_redeliveries)
 
 
-def key(headers: Any) -> str | None:
+def count_key(task_id: str, retries: Any) -> str:
     """One count per task message: its id and retry number (a retry is a new message)."""
+    return f"{task_id}:{retries or 0}"
+
+
+def key(headers: Any) -> str | None:
     if not isinstance(headers, dict) or not headers.get("id"):
         return None
-    return f"{headers['id']}:{headers.get('retries') or 0}"
+    return count_key(headers["id"], headers.get("retries"))
 
 
 def is_redelivered(message: Any) -> bool:

@@ -76,7 +76,7 @@ class PlatformRequest(Request):  # type: ignore[misc]
         return None
 
     def _count_key(self) -> str:
-        return f"{self.id}:{self.request_dict.get('retries') or 0}"
+        return redelivery.count_key(self.id, self.request_dict.get("retries"))
 
     def _deliveries(self) -> int:
         if not redelivery.is_redelivered(self.message):

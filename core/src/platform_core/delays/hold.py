@@ -29,7 +29,7 @@ from kombu.messaging import Producer
 from kombu.serialization import dumps
 
 from .. import stores
-from ..deadletter.message import KEPT_PROPERTIES, StoredMessage
+from ..deadletter.message import StoredMessage, kept_properties
 from ..stores.base import Delayed, DelayStore
 
 MARGIN_CAP = 300.0
@@ -108,7 +108,7 @@ class HoldingProducer(Producer):
         routing_key = routing_key or ""
         properties.update(priority=priority,
                           delivery_mode=delivery_mode or getattr(exchange, "delivery_mode", 2))
-        kept = {k: properties[k] for k in KEPT_PROPERTIES if properties.get(k) is not None}
+        kept = kept_properties(properties)
         message = StoredMessage.from_body(
             body, queue=_queue_name(exchange_name, routing_key, declare), exchange=exchange_name,
             routing_key=routing_key, content_type=content_type,

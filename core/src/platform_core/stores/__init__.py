@@ -70,7 +70,7 @@ def url_problem(location: Location) -> str | None:
     try:
         make_url(location.url).get_dialect()
     except (ArgumentError, NoSuchModuleError) as exc:
-        from ..brokers import redact
+        from ..redaction import redact
 
         return (f"setting `dead_letter_url` ({redact(location.url)}) is neither a redis:// nor "
                 f"a SQLAlchemy database URL ({exc}); fix PLATFORM_DEAD_LETTER_URL or "
@@ -105,9 +105,3 @@ def _make(url: str) -> Store:
 def for_app(app: Any) -> Store:
     return open_store(app.conf.platform_dead_letter_database)
 
-
-def close_all() -> None:
-    with _lock:
-        for store in _stores.values():
-            store.close()
-        _stores.clear()

@@ -130,7 +130,7 @@ class RedisStore:
         self.delays = RedisDelays(self.client)
 
     def describe(self) -> str:
-        from ..brokers import redact
+        from ..redaction import redact
 
         return redact(self.url)
 

@@ -18,7 +18,6 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
-    func,
     insert,
     or_,
     select,
@@ -164,10 +163,6 @@ class SqlDelays:
         with self.engine.connect() as conn:
             rows = conn.execute(select(DELAYED.c.item).order_by(DELAYED.c.due)).scalars()
             return [Delayed.loads(text) for text in rows]
-
-    def count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(DELAYED)).scalar_one())
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
