@@ -98,3 +98,31 @@ def test_filesystem_garbage_file_becomes_an_unreadable_message(tmp_path: Path,
         assert message.headers[QUEUE_HEADER] == "jobs"
         assert base64.b64decode(unreadable(item, "jobs", "x")["body"]) == item
         assert channel.basic_get("jobs") is None
+
+
+def test_closing_after_the_broker_died_mid_brpop_does_not_stop_the_worker(tmp_path: Path) -> None:
+    """kombu's close first reads the outstanding BRPOP; with the server gone that read
+    raised and left the channel half closed. Celery's consumer closes a lost connection
+    twice (collect, then close), and the second close, on a transport already torn
+    down, raised AttributeError: an "Unrecoverable error" that stopped the worker.
+    A server of the test's own, so that it can die."""
+    from tests.faults.scenarios import OwnedRedis
+
+    server = OwnedRedis(tmp_path)
+    server.start()
+    try:
+        conn = GuardedConnection(server.url)
+        channel = conn.default_channel
+        channel.queue_declare("q")
+        channel._put("q", channel.prepare_message("body"))
+        assert channel.basic_get("q", no_ack=False) is not None  # delivered, not acked
+        channel.basic_consume("q", False, lambda message: None, "tag")
+        with pytest.raises(TimeoutError):
+            conn.drain_events(timeout=0.2)
+        assert channel._in_poll  # the BRPOP a waiting worker has outstanding
+    finally:
+        server.stop()
+    conn.maybe_close_channel(channel)  # the read raised: the channel stayed open
+    assert channel.closed
+    conn.collect(socket_timeout=1)
+    conn.close()

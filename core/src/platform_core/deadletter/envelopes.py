@@ -143,6 +143,21 @@ class _RedisChannelGuard:
             self.connection._deliver(unreadable(popped[1], queue, problem), queue)  # type: ignore[attr-defined]
             return True
 
+    def close(self) -> None:
+        """kombu's ``close``, which first reads the answer to an outstanding BRPOP. If
+        the broker is gone that read raises and kombu leaves the channel half closed;
+        the worker's second close then builds a client on a transport already torn
+        down and stops with an ``AttributeError``. Nothing came back, so go on closing:
+        the unacknowledged messages stay in Redis for the visibility sweep."""
+        if self._in_poll:  # type: ignore[attr-defined]
+            try:
+                self._brpop_read()
+            except Empty:
+                pass
+            except self.connection.connection_errors:  # type: ignore[attr-defined]
+                pass
+        super().close()  # type: ignore[misc]
+
     def _get(self, queue: str, timeout: Any = None) -> Any:
         self._rpopped = None
         try:
