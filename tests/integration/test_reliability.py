@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,26 @@ def register_queues(register):
 '''
 
 
+ONCE = '''
+from pathlib import Path
+from platform_sdk import Queue, hookimpl, task
+
+@task(name="once.count", queue="once", idempotent=True)
+def count(path: str) -> int:
+    with open(path, "a") as fh:
+        fh.write("ran\\n")
+    return len(Path(path).read_text().splitlines())
+
+@hookimpl
+def register_tasks(register):
+    register(count)
+
+@hookimpl
+def register_queues(register):
+    register(Queue(name="once"))
+'''
+
+
 @pytest.fixture
 def gate(platform_env: PlatformEnv, redis_url: str, tmp_path: Path) -> PlatformEnv:
     platform_env.plugins.add("gate", GATE)
@@ -122,3 +143,26 @@ def test_default_time_limits_stop_tasks_that_set_none(broker_env: PlatformEnv) -
     with pytest.raises(TimeLimitExceeded):
         stubborn.get(timeout=60)
     assert own.get(timeout=60) == "finished past the default limit"
+
+
+def test_a_redelivered_task_that_already_succeeded_is_not_run_again(
+    platform_env: PlatformEnv, redis_url: str, tmp_path: Path
+) -> None:
+    """What a broker restart leaves behind: a task that stored SUCCESS whose message
+    comes back marked redelivered (as kombu's restore marks it) because the
+    acknowledgement was lost. The worker acknowledges it without running it."""
+    platform_env.plugins.add("once", ONCE)
+    platform_env.set(PLATFORM_BROKER_URL=redis_url, PLATFORM_PLUGINS="once")
+    ledger = tmp_path / "runs.txt"
+    result = platform_env.host().app.tasks["once.count"].delay(str(ledger))
+    client = redis.Redis.from_url(redis_url)
+    envelope = json.loads(client.lindex("once", 0) or b"{}")
+    assert envelope["headers"]["id"] == result.id
+    worker = platform_env.worker()
+    assert result.get(timeout=60) == 1
+    envelope["properties"]["delivery_info"]["redelivered"] = True
+    envelope["headers"]["redelivered"] = True
+    client.lpush("once", json.dumps(envelope))
+    worker.wait_for_log(f"once.count[{result.id}] Task already completed successfully", 60)
+    assert ledger.read_text().splitlines() == ["ran"]
+    assert client.llen("once") == 0

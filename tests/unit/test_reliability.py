@@ -80,6 +80,7 @@ def test_hardened_celery_settings_on_every_broker(platform_env: PlatformEnv) -> 
     assert conf.task_time_limit == 1500
     assert conf.task_soft_time_limit is None  # per task, see test_task_limits
     assert conf.worker_cancel_long_running_tasks_on_connection_loss is True
+    assert conf.worker_deduplicate_successful_tasks is True
     assert conf.worker_soft_shutdown_timeout == 30
     assert conf.worker_enable_soft_shutdown_on_idle is True
     assert conf.broker_connection_retry is True

@@ -54,6 +54,9 @@ def app_config(settings: Settings, connection: dict[str, Any]) -> dict[str, Any]
         "task_acks_late": False,
         "task_acks_on_failure_or_timeout": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A redelivered acks-late message whose task already stored SUCCESS is
+        # acknowledged without running again (see .finishing); needs a stored result.
+        "worker_deduplicate_successful_tasks": True,
         "worker_soft_shutdown_timeout": settings.worker.soft_shutdown_timeout,
         "worker_enable_soft_shutdown_on_idle": settings.worker.soft_shutdown_timeout > 0,
         "worker_disable_prefetch": broker == "redis",

@@ -8,6 +8,8 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 
+from .. import finishing
+
 #: Set on the error ``retry`` raises when no retry is left (read by the worker's request).
 EXHAUSTED = "_platform_retries_exhausted"
 
@@ -15,6 +17,16 @@ EXHAUSTED = "_platform_retries_exhausted"
 class ReliableTask(Task):  # type: ignore[misc]
     Request = "platform_core.deadletter.request:PlatformRequest"
     Strategy = "platform_core.deadletter.strategy:bounded"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.request.called_directly:
+            return super().__call__(*args, **kwargs)
+        # Run by the worker, which already pushed this run's request (as Celery's
+        # tracer does for tasks without a ``__call__`` of their own).
+        result = self.run(*args, **kwargs)
+        if self.acks_late:
+            finishing.hold()
+        return result
 
     def retry(self, args: Any = None, kwargs: Any = None, exc: BaseException | None = None,
               throw: bool = True, eta: Any = None, countdown: float | None = None,
