@@ -68,8 +68,6 @@ def start_worker(side: str, env: dict[str, str], log: Path) -> subprocess.Popen[
         # An explicit multiplier turns prefetching on, as in plain Celery.
         tuning = [*UNLIMITED, "--prefetch-multiplier", "4"] if side == "platform" else []
         cmd = [sys.executable, "-m", "platform_core", "worker", *tuning, *common]
-        cmd = [sys.executable, "-m", "platform_core", "worker", "--prefetch-multiplier", "4",
-               *tuning, *common]
     with log.open("wb") as fh:
         return subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=ROOT)
