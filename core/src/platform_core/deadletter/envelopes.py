@@ -110,12 +110,17 @@ class _RedisChannelGuard:
     Message = GuardedMessage
     _brpopped: Any = None
     _rpopped: Any = None
+    _getting = False
 
     def _create_client(self, asynchronous: bool = False) -> Any:
+        # kombu makes a client per acknowledgement: watch only the ones that pop,
+        # the asynchronous client (BRPOP) and the one ``_get`` asks for (RPOP).
         client = super()._create_client(asynchronous)  # type: ignore[misc]
         callbacks = client.response_callbacks
-        client.set_response_callback("BRPOP", self._keep("_brpopped", callbacks.get("BRPOP")))
-        client.set_response_callback("RPOP", self._keep("_rpopped", callbacks.get("RPOP")))
+        if asynchronous:
+            client.set_response_callback("BRPOP", self._keep("_brpopped", callbacks.get("BRPOP")))
+        if self._getting:
+            client.set_response_callback("RPOP", self._keep("_rpopped", callbacks.get("RPOP")))
         return client
 
     def _keep(self, attr: str, inner: Callable[..., Any] | None) -> Callable[..., Any]:
@@ -160,6 +165,7 @@ class _RedisChannelGuard:
 
     def _get(self, queue: str, timeout: Any = None) -> Any:
         self._rpopped = None
+        self._getting = True
         try:
             payload = super()._get(queue)  # type: ignore[misc]
         except ValueError as exc:
@@ -167,6 +173,8 @@ class _RedisChannelGuard:
             if item is None or _decodes(item):
                 raise
             return unreadable(item, queue, f"not a message envelope: {exc}")
+        finally:
+            self._getting = False
         problem = envelope_problem(payload)
         return payload if problem is None else unreadable(payload, queue, problem)
 
