@@ -3,8 +3,11 @@
 All sides: Redis on loopback (broker and result store), two prefork children,
 JSON, a no-op task that increments a Redis counter and stores its result. Runs
 alternate between the sides and the medians are compared; the report gives
-platform / plain ratios. The traced sides export every span to an OTLP/HTTP
-sink in this process, so tracing's cost includes encoding and sending.
+platform / plain ratios. Besides tasks per second it reports the CPU time the
+worker (main process and pool children, from /proc) spent per task while
+draining, which varies less than throughput on a shared machine. The traced
+sides export every span to an OTLP/HTTP sink in this process, so tracing's cost
+includes encoding and sending.
 
     python -m bench.throughput [--tasks 5000] [--rounds 3]
 """
@@ -89,7 +92,22 @@ def producer(side: str, env: dict[str, str], tasks: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def one_round(side: str, env: dict[str, str], tasks: int, logs: Path) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system) so far of a process and of its live children."""
+    def of(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    children = []
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        children += Path(thread, "children").read_text().split()
+    return of(pid), sum(of(int(c)) for c in children)
+
+
+Round = tuple[float, float, float, float]  # drain/s, enqueue/s, main and children µs/task
+
+
+def one_round(side: str, env: dict[str, str], tasks: int, logs: Path) -> Round:
     if side in TRACED:
         env = {**env, "PLATFORM_TRACING": "otlp"}
     else:
@@ -105,19 +123,22 @@ def one_round(side: str, env: dict[str, str], tasks: int, logs: Path) -> tuple[f
                 raise SystemExit(f"{side} worker did not start:\n"
                                  + (logs / f"{side}.log").read_text()[-3000:])
             time.sleep(0.005)
+        cpu_start = cpu_seconds(worker.pid)
         start, first = time.perf_counter(), int(client.get("bench:done") or 0)
         while (done := int(client.get("bench:done") or 0)) < tasks:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{side}: only {done}/{tasks} tasks ran")
             time.sleep(0.005)
         drain = (tasks - first) / (time.perf_counter() - start)
+        cpu_end = cpu_seconds(worker.pid)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         try:
             worker.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
-    return drain, (tasks - 1) / enqueue
+    per_task = [(b - a) / (tasks - first) * 1e6 for a, b in zip(cpu_start, cpu_end, strict=True)]
+    return drain, (tasks - 1) / enqueue, per_task[0], per_task[1]
 
 
 def main() -> None:
@@ -140,28 +161,30 @@ def main() -> None:
         # the traced sides export every span over OTLP/HTTP to a sink in this process
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=start_sink(),
                    OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
-        results: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+        results: dict[str, list[Round]] = {side: [] for side in sides}
         for _ in range(args.rounds):
             for side, runs in results.items():
                 runs.append(one_round(side, env, args.tasks, logs))
     print(f"{args.tasks} no-op tasks, {args.rounds} rounds each, Redis {REDIS}, 2 prefork children")
-    print(f"{'':18} {'worker tasks/s':>16} {'enqueue tasks/s':>16}")
+    print(f"{'':18} {'worker tasks/s':>16} {'enqueue tasks/s':>16} "
+          f"{'worker CPU µs/task (main + children)':>38}")
     medians = {}
     for side, runs in results.items():
-        drain = statistics.median(r[0] for r in runs)
-        enqueue = statistics.median(r[1] for r in runs)
-        medians[side] = (drain, enqueue)
-        print(f"{side:18} {drain:16.0f} {enqueue:16.0f}   runs: "
-              + ", ".join(f"{d:.0f}/{e:.0f}" for d, e in runs) + f"   ({SIDES[side]})")
+        drain, enqueue, main_cpu, child_cpu = (statistics.median(r[i] for r in runs)
+                                               for i in range(4))
+        medians[side] = (drain, enqueue, main_cpu + child_cpu)
+        print(f"{side:18} {drain:16.0f} {enqueue:16.0f} "
+              f"{main_cpu + child_cpu:15.0f} ({main_cpu:.0f} + {child_cpu:.0f})   runs: "
+              + ", ".join(f"{r[0]:.0f}/{r[1]:.0f}" for r in runs) + f"   ({SIDES[side]})")
     for side, base in (("platform", "plain"), ("platform-defaults", "plain"),
                        ("platform-traced", "plain"), ("platform-traced", "platform"),
                        ("plain-traced", "plain"), ("platform-traced", "plain-traced")):
         if side not in medians or base not in medians:
             continue
-        drain, enqueue = medians[side]
-        base_drain, base_enqueue = medians[base]
+        drain, enqueue, cpu = medians[side]
+        base_drain, base_enqueue, base_cpu = medians[base]
         print(f"ratio {side}/{base}: worker {drain / base_drain:.3f}, "
-              f"enqueue {enqueue / base_enqueue:.3f}")
+              f"enqueue {enqueue / base_enqueue:.3f}, worker CPU per task {cpu / base_cpu:.3f}")
 
 
 if __name__ == "__main__":
