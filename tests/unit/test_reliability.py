@@ -272,3 +272,21 @@ def test_an_operator_prefetch_multiplier_turns_prefetching_on(platform_env: Plat
     rows = worker_table(platform_env, "--prefetch-multiplier", "8")
     assert rows["prefetch-multiplier"] == ["8", "command line"]
     assert "reserves" not in rows
+
+
+@pytest.mark.parametrize(("timeout", "interval", "mutex"), [("3600", 10, 30), ("6", 1, 5)])
+def test_the_restore_sweep_follows_the_visibility_timeout(
+    platform_env: PlatformEnv, timeout: str, interval: int, mutex: int
+) -> None:
+    """kombu sweeps every 100 s under a lock left standing for 300 s when its holder
+    dies; both follow the timeout, so a broker restart mid-sweep delays no message
+    for minutes."""
+    conf = platform_env.set(PLATFORM_BROKER_URL="redis://127.0.0.1:6379/0",
+                            PLATFORM_VISIBILITY_TIMEOUT=timeout,
+                            PLATFORM_TASK_TIME_LIMIT="2", PLATFORM_TASK_SOFT_TIME_LIMIT="1",
+                            PLATFORM_PLUGINS="admin",
+                            ).host().app.conf
+    options = conf.broker_transport_options
+    assert options["unacked_restore_interval"] == interval
+    assert options["unacked_restore_throttle"] == 1
+    assert options["unacked_mutex_expire"] == mutex

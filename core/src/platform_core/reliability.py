@@ -29,6 +29,7 @@ def app_config(settings: Settings, connection: dict[str, Any]) -> dict[str, Any]
     broker, backend = kind(connection["broker_url"]), kind(connection["result_backend"])
     transport = dict(connection["broker_transport_options"], visibility_timeout=vt)
     if broker == "redis":
+        restore_interval = max(1, min(10, int(vt // 10)))
         transport.update(
             health_check_interval=HEALTH_CHECK_INTERVAL,
             socket_keepalive=True,
@@ -37,8 +38,13 @@ def app_config(settings: Settings, connection: dict[str, Any]) -> dict[str, Any]
             # kombu looks for messages past the visibility timeout every interval ×
             # throttle seconds (100 s by default): a message a dead worker held would
             # wait up to that long on top of the timeout. Look every tenth of it, ≤ 10 s.
-            unacked_restore_interval=max(1, min(10, int(vt // 10))),
+            unacked_restore_interval=restore_interval,
             unacked_restore_throttle=1,
+            # Only one worker sweeps at a time, under a lock that kombu lets expire
+            # after 300 s. A sweeper that dies (or a Redis that restarts) while
+            # holding it stops every sweep for that long; a sweep takes milliseconds,
+            # and restoring one message twice is prevented by kombu's transaction.
+            unacked_mutex_expire=max(5, 3 * restore_interval),
         )
     elif broker == "amqp":
         transport["confirm_publish"] = True
