@@ -42,6 +42,25 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+def one_task_plugin(name: str, task_options: str) -> str:
+    """Source of plugin ``name``: task ``NAME.job`` on its own queue ``NAME``."""
+    return f"""
+        from platform_sdk import Queue, hookimpl, task
+
+        @task(name="{name}.job", queue="{name}", {task_options})
+        def job():
+            return 1
+
+        @hookimpl
+        def register_tasks(register):
+            register(job)
+
+        @hookimpl
+        def register_queues(register):
+            register(Queue(name="{name}"))
+    """
+
+
 @dataclass
 class PluginFactory:
     """Writes a plugin module plus a dist-info with a real ``platform.plugins`` entry point."""

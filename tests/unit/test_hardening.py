@@ -11,26 +11,7 @@ from platform_core import host as host_module
 from platform_core.errors import ConfigurationError
 from platform_core.tuning import effective
 from platform_sdk import BeatEntry, Crontab, runtime
-from tests.support import PlatformEnv, output_of
-
-
-def one_task_plugin(name: str, task_options: str) -> str:
-    """Source of plugin ``name``: task ``NAME.job`` on its own queue ``NAME``."""
-    return f"""
-        from platform_sdk import Queue, hookimpl, task
-
-        @task(name="{name}.job", queue="{name}", {task_options})
-        def job():
-            return 1
-
-        @hookimpl
-        def register_tasks(register):
-            register(job)
-
-        @hookimpl
-        def register_queues(register):
-            register(Queue(name="{name}"))
-    """
+from tests.support import PlatformEnv, one_task_plugin, output_of
 
 
 def problems_of(env: PlatformEnv, **kwargs: Any) -> list[str]:

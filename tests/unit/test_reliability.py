@@ -9,7 +9,7 @@ import pytest
 from platform_core import reliability
 from platform_core.errors import ConfigurationError
 from platform_core.settings import Settings
-from tests.support import PlatformEnv, output_of
+from tests.support import PlatformEnv, one_task_plugin, output_of
 
 LABEL = "plugin `slow` (throwaway-slow 0.0.1)"
 
@@ -215,21 +215,7 @@ def test_bundled_plugins_fit_the_default_visibility_timeout(platform_env: Platfo
                                     "serializer='pickle'"])
 def test_plugin_cannot_override_reliability_options(platform_env: PlatformEnv,
                                                     option: str) -> None:
-    platform_env.plugins.add("sneaky", f"""
-        from platform_sdk import Queue, hookimpl, task
-
-        @task(name="sneaky.job", queue="sneaky", idempotent=True, {option})
-        def job():
-            return 1
-
-        @hookimpl
-        def register_tasks(register):
-            register(job)
-
-        @hookimpl
-        def register_queues(register):
-            register(Queue(name="sneaky"))
-    """)
+    platform_env.plugins.add("sneaky", one_task_plugin("sneaky", f"idempotent=True, {option}"))
     with pytest.raises(ConfigurationError) as caught:
         platform_env.set(PLATFORM_PLUGINS="sneaky", PLATFORM_STRICT="1").host()
     (problem,) = caught.value.problems
