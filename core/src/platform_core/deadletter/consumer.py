@@ -73,6 +73,7 @@ class PlatformConsumer(Consumer):  # type: ignore[misc]
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         problem = unreadable_problem(message)
         if problem is None:
+            # the exception's text may quote the body: name its type only
             problem = (f"cannot decode the body (content type {message.content_type!r}): "
-                       f"{type(exc).__name__}: {exc}")
+                       f"{type(exc).__module__}.{type(exc).__name__}")
         self._dead_letter(message, problem)

@@ -70,9 +70,9 @@ def problem(message: Any, limits: Limits) -> str | None:
         return found
     try:
         payload = message.decode()  # cached: Celery's request reads the same payload
-    except RecursionError:
-        return f"body nests deeper than {limits.depth} levels"
     except Exception as exc:  # noqa: BLE001 - any decode failure is the same problem
+        if isinstance(exc, RecursionError) or isinstance(exc.__context__, RecursionError):
+            return f"body nests lists and mappings deeper than {limits.depth} levels"
         return f"body is not JSON in UTF-8 ({type(exc).__name__})"
     return body_problem(payload, limits)
 
@@ -96,6 +96,19 @@ def refuse(app: Any, message: Any, reason: str) -> None:
         acknowledge(message)
 
 
+COMPRESSED = "compressed message: the platform never compresses, and refuses to inflate"
+
+
+def _uncompressed(frame: Any) -> bool:
+    """Drop an AMQP frame's ``compression`` header before kombu inflates the body (a small
+    frame can inflate to any size); whether it had one."""
+    headers = getattr(frame, "properties", {}).get("application_headers")
+    if isinstance(headers, dict) and headers.get("compression") is not None:
+        del headers["compression"]
+        return True
+    return False
+
+
 class TaskGate(Consumer):
     """kombu's consumer for the worker's task queues, with the gate in its callback."""
 
@@ -108,7 +121,11 @@ class TaskGate(Consumer):
         try:
             m2p = getattr(self.channel, "message_to_python", None)
             if m2p is not None:
+                compressed = _uncompressed(message)
                 message = m2p(message)
+                if compressed:
+                    refuse(self.app, message, COMPRESSED)
+                    return None
             if self.accept is not None:
                 message.accept = self.accept
             if message.errors:

@@ -32,7 +32,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictFloat,
     StrictInt,
     StrictStr,
     TypeAdapter,
@@ -71,10 +70,13 @@ def _instant(value: str) -> str:
     return value
 
 
-def _seconds(value: float | None) -> float | None:
-    if value is not None and (not math.isfinite(value) or value < 0):
-        raise ValueError("a finite number of seconds, not negative")
-    return value
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError("a number of seconds (finite, not negative) or null")
+    return float(value)
 
 
 Text = Annotated[StrictStr, Field(max_length=TEXT)]
@@ -82,7 +84,7 @@ Name = Annotated[StrictStr, Field(min_length=1, max_length=255)]
 TaskId = Annotated[StrictStr, Field(min_length=1, max_length=255)]
 Instant = Annotated[StrictStr, AfterValidator(_instant)]
 Count = Annotated[StrictInt, Field(ge=0, le=2**31)]
-Seconds = Annotated[StrictFloat | StrictInt | None, AfterValidator(_seconds)]
+Seconds = Annotated[Any, AfterValidator(_seconds)]
 
 
 class Headers(TypedDict, total=False):
@@ -98,7 +100,7 @@ class Headers(TypedDict, total=False):
     shadow: Name | None
     eta: Instant | None
     expires: Instant | None
-    countdown: StrictFloat | StrictInt | None
+    countdown: Seconds
     retries: Count | None
     timelimit: Annotated[list[Seconds], Field(min_length=2, max_length=2)] | None
     argsrepr: Text | None
@@ -173,20 +175,35 @@ def _where(part: str, loc: tuple[int | str, ...]) -> str:
         part, loc = f"body {_BODY_PARTS[loc[0]]}", loc[1:]
     elif part == "body" and not loc:
         part = "body"
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    first = " " if part in ("header", "property") else "."
+    path = "".join(f"[{p}]" if isinstance(p, int) else f"{first if i == 0 else '.'}{p}"
+                   for i, p in enumerate(loc))
     return f"{part}{path}" if path else part
+
+
+_PHRASES = {
+    "missing": "is missing",
+    "extra_forbidden": "is not a key Celery's protocol defines here",
+    "string_type": "should be text",
+    "int_type": "should be an integer",
+    "float_type": "should be a number",
+    "bool_type": "should be true or false",
+    "dict_type": "should be a mapping",
+    "list_type": "should be a list",
+    "tuple_type": "should be a list",
+}
 
 
 def _explain(part: str, error: ValidationError) -> str:
     issues = []
     for item in error.errors(include_url=False, include_input=False, include_context=False):
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = "is missing"
-        elif item["type"] == "extra_forbidden":
-            message = "is not a key Celery's protocol defines here"
-        elif message.startswith(("an ", "a ")):
+        message = _PHRASES.get(item["type"]) or str(item["msg"])
+        message = message.removeprefix("Value error, ").removeprefix("Input ")
+        message = message.replace(" after validation", "")
+        if message.startswith(("an ", "a ")):
             message = f"should be {message}"
+        elif message[:1].isupper():
+            message = message[0].lower() + message[1:]
         issues.append(f"{_where(part, tuple(item['loc']))} {message}")
         if len(issues) == 3:
             break

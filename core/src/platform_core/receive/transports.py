@@ -37,7 +37,7 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
 from ..deadletter.letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
-from .gate import TaskGate, limits_for
+from .gate import COMPRESSED, TaskGate, limits_for
 
 
 def unreadable(raw: Any, queue: str | None, problem: str) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def envelope_problem(payload: Any) -> str | None:
     if not isinstance(payload.get("headers") or {}, dict):
         return "not a message envelope: headers are not a mapping"
     if (payload.get("headers") or {}).get("compression") is not None:
-        return "compressed message: the platform never compresses, and refuses to inflate"
+        return COMPRESSED
     for key in ("content-type", "content-encoding"):
         if not isinstance(payload.get(key), (str, type(None))):
             return f"not a message envelope: {key} is not text"
