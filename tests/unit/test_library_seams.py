@@ -8,10 +8,10 @@ core/pyproject.toml pins each of them to the range tested here, and this module
 checks every such name against the installed versions. A failure names the
 library, the name, the core module that relies on it and what to do.
 
-Adding a seam: add one row to :data:`SEAMS` (and a line to the table in
-docs/architecture.md). Two tests keep the table honest: one fails when the core
-touches a private library name that no row lists, the other when a row names a core
-module that no longer mentions it.
+Adding a seam: add one row to :data:`SEAMS` and name it in the "Library seams"
+table of docs/architecture.md. The table is kept honest: a test fails when the core
+touches a private library name that no row lists, when a row names a core module
+that no longer mentions it, and when the docs miss a row's name or a pin.
 """
 
 from __future__ import annotations
@@ -438,9 +438,10 @@ def test_the_seam_is_where_the_core_expects_it(seam: Seam) -> None:
 
 # --- the table and the pins ---------------------------------------------------------------
 
-def pins() -> dict[str, Requirement]:
+def pins() -> dict[str, tuple[Requirement, str]]:
+    """Each dependency of the core: parsed, and as written in core/pyproject.toml."""
     project = tomllib.loads(PINS.read_text())["project"]
-    return {r.name: r for r in map(Requirement, project["dependencies"])}
+    return {Requirement(raw).name: (Requirement(raw), raw) for raw in project["dependencies"]}
 
 
 def test_every_row_is_well_formed() -> None:
@@ -470,11 +471,11 @@ def test_every_library_with_a_seam_is_pinned_to_the_installed_minor_series() -> 
     pinned = pins()
     bad = []
     for library in sorted({seam.library for seam in SEAMS}):
-        requirement = pinned.get(library)
         version = installed(library)
-        if requirement is None:
+        if library not in pinned:
             bad.append(f"{library}: not among the dependencies in {PINS.relative_to(ROOT)}")
             continue
+        requirement = pinned[library][0]
         if not requirement.specifier.contains(version, prereleases=True):
             bad.append(f"{library}: installed {version} is outside `{requirement}`; re-test "
                        "the seams against it and move the pin")
@@ -510,6 +511,18 @@ def test_every_row_names_core_modules_that_use_it() -> None:
                 bad.append(f"{seam_id(seam)}: {user} no longer mentions {mention!r}; drop the "
                            "row (and loosen the pin if nothing else needs it) or fix `user`")
     assert not bad, "\n".join(bad)
+
+
+def test_the_docs_list_every_seam_and_pin() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.partition("\n## Library seams\n")[2].partition("\n## ")[0]
+    assert section, "docs/architecture.md has no section `## Library seams`"
+    missing = sorted({f"`{seam.name}`" for seam in SEAMS
+                      if seam.name.rpartition(".")[2] not in section})
+    missing += [f"the pin `{raw}`" for library, (_, raw) in sorted(pins().items())
+                if library in {seam.library for seam in SEAMS} and f"`{raw}`" not in section]
+    assert not missing, ("docs/architecture.md, Library seams, does not list "
+                         + ", ".join(missing))
 
 
 # --- nothing the core touches is missing from the table -----------------------------------
