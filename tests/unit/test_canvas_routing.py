@@ -54,7 +54,26 @@ def test_starmap_and_chunks_go_to_the_queue_of_the_task_they_run(host: Host,
     kwargs = {"task": dict(sig(host, "tally.count")), "it": [([1],), ([2, 3],)], "n": 1}
     options, sent = route(host, builtin, (), kwargs)
     assert options["queue"] == "tally"
+    assert sent["it"] == [[[1]], [[2, 3]]]  # checked, in JSON form
     assert sent["task"]["options"]["queue"] == "tally"  # and the task itself stamped
+
+
+def test_map_items_are_single_arguments_checked_against_the_task(host: Host) -> None:
+    options, sent = route(host, "celery.map", (), {"task": sig(host, "abacus.double"),
+                                                   "it": [1, "2"]})
+    assert options["queue"] == "abacus" and sent["it"] == [1, 2]
+    with pytest.raises(InvalidTaskCall) as caught:
+        route(host, "celery.map", (), {"task": sig(host, "abacus.double"), "it": [1, "two"]})
+    assert str(caught.value).startswith(
+        "`celery.map` item 1: task `abacus.double` was called with invalid arguments: `x`: ")
+
+
+def test_a_starmap_item_that_is_no_argument_list_is_refused(host: Host) -> None:
+    with pytest.raises(InvalidTaskCall) as caught:
+        route(host, "celery.starmap", (), {"task": sig(host, "abacus.add"), "it": [(1, 2), 3]})
+    assert str(caught.value) == (
+        "`celery.starmap` of task `abacus.add`: item 1 is a int, not a list of arguments; "
+        "pass one list (or tuple) of arguments per call")
 
 
 def test_the_callers_destination_is_kept(host: Host) -> None:
@@ -96,7 +115,7 @@ def test_builtins_without_a_task_go_to_the_callers_queue(host: Host, builtin: st
     assert route(host, builtin, ())[0]["queue"] == "abacus"  # no caller: the host queue
     routing = host.app.canvas_routing
     assert isinstance(routing, CanvasRouting)
-    inside = CanvasRouting(routing.queues, routing.host_queue,
+    inside = CanvasRouting(routing.queues, routing.host_queue, routing.calls,
                            lambda: host.app.tasks["tally.count"])  # as in a tally worker
     options = dict(NO_DESTINATION)
     inside(builtin, (), {}, options)
@@ -138,7 +157,7 @@ def test_the_chord_body_of_a_replacing_group_goes_to_the_replacing_task(host: Ho
     """`self.replace(group)` sends the group with `celery.accumulate` as chord body."""
     routing = host.app.canvas_routing
     assert isinstance(routing, CanvasRouting)
-    inside = CanvasRouting(routing.queues, routing.host_queue,
+    inside = CanvasRouting(routing.queues, routing.host_queue, routing.calls,
                            lambda: host.app.tasks["tally.count"])
     body = host.app.tasks["celery.accumulate"].s(index=0)
     options = {**NO_DESTINATION, "chord": body}

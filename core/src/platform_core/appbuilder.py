@@ -86,10 +86,11 @@ def host_queue(registry: Registry) -> str | None:
     return names[0] if names else None
 
 
-def canvas_routing(app: Celery, registry: Registry, routes: Mapping[Any, Any]
-                   ) -> CanvasRouting:
+def canvas_routing(app: Celery, registry: Registry, routes: Mapping[Any, Any],
+                   calls: Mapping[str, arguments.CallSpec]) -> CanvasRouting:
     queues = {name: route["queue"] for name, route in routes.items() if isinstance(name, str)}
-    return CanvasRouting(queues, host_queue(registry), lambda: app.current_worker_task)
+    return CanvasRouting(queues, host_queue(registry), calls,
+                         lambda: app.current_worker_task)
 
 
 def beat_schedule(registry: Registry) -> dict[str, dict[str, Any]]:
@@ -124,7 +125,7 @@ def build_app(
     app = PlatformCelery("platform", set_as_current=False, task_cls=PlatformTask)
     app.enqueue_checks = EnqueueChecks(calls, settings.max_payload_bytes)
     routes = task_routes(registry, router)
-    app.canvas_routing = canvas_routing(app, registry, routes)
+    app.canvas_routing = canvas_routing(app, registry, routes, calls)
     connection = brokers.broker_config(settings)
     reliability.check(settings, registry, problems)
     app.conf.update(

@@ -36,6 +36,10 @@ worker may run another plugin and so not know their routes; so each step whose
 queue this process knows is stamped with it (``options["queue"]``) before the
 message leaves. The process that sends a canvas first knows every enabled plugin.
 
+The items of a map, starmap or chunks are calls of the task it runs: each is checked
+against that task's signature and sent in JSON form, as ``delay()`` would send it
+(:mod:`.arguments`), so a bad item fails where the canvas is sent, not in the worker.
+
 Everything is decided from maps built once at start-up. A message that is no
 built-in and carries no canvas costs one set lookup and four dict lookups here.
 """
@@ -46,6 +50,8 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from platform_sdk.exceptions import InvalidTaskCall
+
+from .arguments import CallSpec
 
 STARMAP, MAP, CHUNKS = "celery.starmap", "celery.map", "celery.chunks"
 CHORD_UNLOCK, ACCUMULATE = "celery.chord_unlock", "celery.accumulate"
@@ -96,14 +102,16 @@ class CanvasRouting:
     """Routes the built-in canvas tasks and stamps queues on nested canvas steps.
 
     ``queues`` maps each task this process knows to its queue (the exact entries of
-    ``task_routes``); ``host_queue`` takes what has nothing to go by; ``current_task``
-    returns the task running in this process, if any.
+    ``task_routes``); ``host_queue`` takes what has nothing to go by; ``calls`` checks
+    the items of a map or starmap; ``current_task`` returns the task running in this
+    process, if any.
     """
 
     def __init__(self, queues: Mapping[str, str], host_queue: str | None,
-                 current_task: Callable[[], Any]) -> None:
+                 calls: Mapping[str, CallSpec], current_task: Callable[[], Any]) -> None:
         self.queues = dict(queues)
         self.host_queue = host_queue
+        self.calls = calls
         self.current_task = current_task
 
     def __call__(self, name: str, args: Any, kwargs: Any, options: dict[str, Any]
@@ -160,6 +168,8 @@ class CanvasRouting:
             if queue is not None:
                 options["queue"] = queue
             return kwargs
+        if name in RUNNERS:
+            kwargs = self._checked_items(name, kwargs)
         if _explicit(options):
             return kwargs
         if name in RUNNERS:
@@ -182,6 +192,32 @@ class CanvasRouting:
         if queue is not None:
             options["queue"] = queue
         return kwargs
+
+    def _checked_items(self, name: str, kwargs: Any) -> Any:
+        """A map's or starmap's items, checked as the calls of its task they are."""
+        if not isinstance(kwargs, Mapping):
+            return kwargs
+        call = self.calls.get(task_name(kwargs.get("task")) or "")
+        items = kwargs.get("it")
+        if call is None or not isinstance(items, Sequence) or isinstance(items, str):
+            return kwargs
+        checked: list[Any] = []
+        for index, item in enumerate(items):
+            single = name == MAP
+            if not single and (not isinstance(item, Sequence) or isinstance(item, str)):
+                raise InvalidTaskCall(
+                    f"`{name}` of task `{call.task}`: item {index} is a "
+                    f"{type(item).__name__}, not a list of arguments; pass one list (or "
+                    "tuple) of arguments per call",
+                    task=call.task,
+                )
+            try:
+                args, _ = call.for_message([item] if single else item, {})
+            except InvalidTaskCall as exc:
+                raise InvalidTaskCall(f"`{name}` item {index}: {exc}", task=exc.task,
+                                      problems=exc.problems) from None
+            checked.append(args[0] if single else args)
+        return {**kwargs, "it": checked}
 
     # -- stamping ------------------------------------------------------------------
 
