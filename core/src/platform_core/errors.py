@@ -37,5 +37,13 @@ class BrokerUnavailable(PlatformError):
     pass
 
 
+class StoreError(PlatformError):
+    """A reliability store (dead letters, delivery counts, held tasks) failed.
+
+    The message names the store, what it could not do and the fix; never the data, the
+    statement or the database's own text, which can quote a message's arguments.
+    """
+
+
 class UnknownTask(PlatformError):
     pass
