@@ -1,7 +1,9 @@
 """Every message shape known to have stopped a worker or been lost: regression cases.
 
 Each entry is a name and a :class:`~tests.receive.mutants.Mutant` of a real captured
-envelope. Add a shape here whenever the fuzzing finds one.
+envelope. Add a shape here whenever the fuzzing finds one: to :data:`POISON` if the
+worker must dead-letter it, to :data:`VALID` if it must run (or expire, as Celery
+decides). :data:`CORPUS` is both, poison first.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ def _edits(*edits: tuple[object, ...]) -> Mutant:
     return Mutant(edits=list(edits))
 
 
-CORPUS: list[tuple[str, Mutant]] = [
+POISON: list[tuple[str, Mutant]] = [
     # bodies that base64-decode to nothing or to a JSON scalar (TypeError in the strategy)
     *[(f"body text {text!r}", _edits(("body-text", text))) for text in ("!!!", "", "NDI=",
                                                                        "bnVsbA==")],
@@ -81,7 +83,10 @@ CORPUS: list[tuple[str, Mutant]] = [
     ("raw JSON list", Mutant(raw=b"[1, 2]")),
     ("raw truncated envelope", Mutant(raw=b'{"body": "W10=", "properties": {')),
     ("raw envelope without delivery info", Mutant(raw=b'{"body": "W10=", "properties": {}}')),
-    # valid messages: they must run (or expire, as Celery decides)
+]
+
+# valid messages: they must run (or expire, as Celery decides)
+VALID: list[tuple[str, Mutant]] = [
     ("kombu typed JSON in the args", _edits(("encoding", "kombu-types"))),
     ("eta in the past", _edits(("header", "eta", "2020-01-01T00:00:00+00:00"))),
     ("expires in the past", _edits(("header", "expires", "2020-01-01T00:00:00+00:00"))),
@@ -89,3 +94,5 @@ CORPUS: list[tuple[str, Mutant]] = [
      _edits(("header", "task", "celery.chord_unlock"))),
     ("an unknown header of any shape", _edits(("header", "x-anything", {"a": [1, None]}))),
 ]
+
+CORPUS: list[tuple[str, Mutant]] = POISON + VALID
