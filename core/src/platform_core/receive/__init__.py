@@ -1,0 +1,1 @@
+"""The worker's receive path: every delivered message, from the broker to Celery."""
