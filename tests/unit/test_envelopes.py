@@ -10,24 +10,29 @@ from pathlib import Path
 import pytest
 import redis
 
-from platform_core.deadletter.envelopes import (
+from platform_core.deadletter.letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
+from platform_core.receive.transports import (
     GuardedConnection,
     GuardedFilesystemTransport,
     GuardedRedisTransport,
     envelope_problem,
     unreadable,
 )
-from platform_core.deadletter.letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
 
 
 def test_envelope_problems() -> None:
     good = unreadable(b"x", "q", "why")
     assert envelope_problem(good) is None
     assert envelope_problem([1, 2]) == "not a message envelope: a JSON list"
-    assert envelope_problem({"body": "x"}) == \
-        "not a message envelope: no properties with a delivery tag"
+    assert envelope_problem({"body": "x"}) == "not a message envelope: no properties"
     no_info = {"properties": {"delivery_tag": "t"}}
-    assert envelope_problem(no_info) == "not a message envelope: no delivery info"
+    assert envelope_problem(no_info) == \
+        "not a message envelope: no delivery info with an exchange and a routing key"
+    key_not_text = {"properties": {"delivery_info": {"exchange": "", "routing_key": {}}}}
+    assert envelope_problem(key_not_text) == envelope_problem(no_info)
+    # an unusable delivery tag is no problem: the worker assigns its own
+    assert envelope_problem(dict(good, properties=dict(good["properties"], delivery_tag={}))) \
+        is None
     bad_headers = dict(good, headers=["x"])
     assert envelope_problem(bad_headers) == \
         "not a message envelope: headers are not a mapping"
@@ -77,7 +82,7 @@ def test_redis_body_that_cannot_be_decoded(redis_url: str) -> None:
         message = channel.basic_get(queue, no_ack=True)
         assert message.content_type == UNREADABLE
         assert json.loads(message.body) == envelope
-        assert "Incorrect padding" in message.headers[PROBLEM_HEADER]
+        assert "binascii.Error" in message.headers[PROBLEM_HEADER]
     client.close()
 
 

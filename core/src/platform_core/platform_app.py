@@ -17,8 +17,8 @@ from .enqueue import EnqueueChecks
 
 
 class PlatformCelery(Celery):  # type: ignore[misc]
-    # Broker transports that turn undecodable queue items into dead letters.
-    amqp_cls = "platform_core.deadletter.envelopes:GuardedAMQP"
+    # The receive path: transports that read any queue item, the gate every message passes.
+    amqp_cls = "platform_core.receive.transports:GuardedAMQP"
     enqueue_checks: EnqueueChecks | None = None
 
     def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:

@@ -24,6 +24,7 @@ def configure(app: Any, settings: Settings, problems: list[str]) -> None:
         platform_dead_letter_source=location.source,
         platform_dead_letter_note=location.note,
         platform_max_redeliveries=settings.max_redeliveries,
+        platform_max_payload_bytes=settings.max_payload_bytes,
         platform_delay_horizon=horizon(settings.visibility_timeout),
     )
     app.steps["worker"].add(ReleaseDelayed)

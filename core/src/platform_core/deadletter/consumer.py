@@ -1,4 +1,8 @@
-"""The worker's consumer (``worker_consumer``): malformed messages become dead letters.
+"""The worker's consumer (``worker_consumer``): messages Celery refuses become dead letters.
+
+The receive path's gate (:mod:`platform_core.receive.gate`) stops malformed messages
+before Celery's code; these handlers cover what Celery itself refuses (an unknown
+task, a message its strategy calls invalid).
 
 Celery's consumer logs the whole body of a message it cannot use (and with it the
 task's arguments) and then drops it. This one stores the message in the dead-letter
@@ -16,12 +20,19 @@ from celery.exceptions import NotRegistered
 from celery.utils.collections import AttributeDict
 from celery.worker.consumer import Consumer
 
+from ..receive.gate import guard_requests
 from .letters import try_dead_letter, unreadable_problem
 
 logger = logging.getLogger("platform.deadletter")
 
 
 class PlatformConsumer(Consumer):  # type: ignore[misc]
+    def __init__(self, on_task_request: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(on_task_request, *args, **kwargs)
+        # Strategies read this when they are built: requests applied later (after an
+        # ETA or a rate limit) pass the receive path's last-resort guard too.
+        self.on_task_request: Any = guard_requests(self.app, on_task_request)
+
     def _dead_letter(self, message: Any, reason: str) -> bool:
         """Store and acknowledge; on a store failure leave the message unacknowledged."""
         if try_dead_letter(self.app, message, reason) is None:
@@ -62,6 +73,7 @@ class PlatformConsumer(Consumer):  # type: ignore[misc]
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         problem = unreadable_problem(message)
         if problem is None:
+            # the exception's text may quote the body: name its type only
             problem = (f"cannot decode the body (content type {message.content_type!r}): "
-                       f"{type(exc).__name__}: {exc}")
+                       f"{type(exc).__module__}.{type(exc).__name__}")
         self._dead_letter(message, problem)

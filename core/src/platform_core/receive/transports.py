@@ -6,7 +6,10 @@ are not JSON, JSON that is not an envelope, or a body that cannot be decoded rai
 inside the transport, and the worker stops ("Unrecoverable error") or reconnects
 forever. These subclasses turn such an item into a well-formed envelope of content
 type :data:`~.letters.UNREADABLE` that carries the original bytes; the worker's
-consumer (:mod:`.consumer`) then moves it to the dead-letter store and acknowledges it.
+task consumer (:class:`~.gate.TaskGate`) then moves it to the dead-letter store and
+acknowledges it. Every message also gets a delivery tag of the worker's own: the
+broker's unacknowledged-message bookkeeping is keyed by it, and a producer's tag
+may be unusable (a mapping) or shared by copies of one message.
 
 The app uses them through :class:`GuardedAMQP` (``amqp_cls``), whose connections
 pick the guarded subclass of the transport the broker URL names; URLs, ``as_uri()``
@@ -29,7 +32,8 @@ from kombu.transport.virtual import Message
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
-from .letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
+from ..deadletter.letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
+from .gate import COMPRESSED, TaskGate, limits_for
 
 
 def unreadable(raw: Any, queue: str | None, problem: str) -> dict[str, Any]:
@@ -39,7 +43,10 @@ def unreadable(raw: Any, queue: str | None, problem: str) -> dict[str, Any]:
     elif isinstance(raw, str):
         data = raw.encode("utf-8", "surrogateescape")
     else:
-        data = json.dumps(raw, default=str).encode("utf-8")
+        try:
+            data = json.dumps(raw, default=str).encode("utf-8")
+        except (ValueError, TypeError, RecursionError):
+            data = f"(a JSON {type(raw).__name__} that cannot be written back)".encode()
     return {
         "body": base64.b64encode(data).decode("ascii"),
         "content-type": UNREADABLE,
@@ -56,40 +63,69 @@ def unreadable(raw: Any, queue: str | None, problem: str) -> dict[str, Any]:
 
 
 def envelope_problem(payload: Any) -> str | None:
-    """What keeps ``payload`` from being a kombu envelope, or None."""
+    """What keeps ``payload`` from being a kombu envelope kombu can handle, or None.
+
+    The delivery tag is not checked: the worker assigns its own (:func:`retag`).
+    """
     if not isinstance(payload, dict):
         return f"not a message envelope: a JSON {type(payload).__name__}"
     properties = payload.get("properties")
-    if not isinstance(properties, dict) or "delivery_tag" not in properties:
-        return "not a message envelope: no properties with a delivery tag"
+    if not isinstance(properties, dict):
+        return "not a message envelope: no properties"
     info = properties.get("delivery_info")
-    if not isinstance(info, dict) or "exchange" not in info or "routing_key" not in info:
-        return "not a message envelope: no delivery info"
+    if not isinstance(info, dict) or not isinstance(info.get("exchange"), str) \
+            or not isinstance(info.get("routing_key"), str):
+        return "not a message envelope: no delivery info with an exchange and a routing key"
     if not isinstance(payload.get("headers") or {}, dict):
         return "not a message envelope: headers are not a mapping"
+    if (payload.get("headers") or {}).get("compression") is not None:
+        return COMPRESSED
+    for key in ("content-type", "content-encoding"):
+        if not isinstance(payload.get(key), (str, type(None))):
+            return f"not a message envelope: {key} is not text"
+    if not isinstance(payload.get("body"), (str, type(None))):
+        return "not a message envelope: the body is not text"
+    if properties.get("body_encoding") not in (None, "base64"):
+        return "not a message envelope: body_encoding is not base64"
     return None
+
+
+def retag(payload: dict[str, Any]) -> str:
+    """Give the envelope a delivery tag of this worker's own (kept if it is restored)."""
+    tag = payload["properties"]["delivery_tag"] = uuid.uuid4().hex
+    return tag
 
 
 def _decodes(item: Any) -> bool:
     try:
         loads(bytes_to_str(item))
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
 
+def _parse_problem(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "not a message envelope: JSON nested too deep to read"
+    return f"not a message envelope: {type(exc).__name__} while reading it as JSON"
+
+
 class GuardedMessage(Message):
     def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
-        try:
-            super().__init__(payload, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            problem = envelope_problem(payload)
-            queue = None
-            if problem is None:
-                problem = f"cannot decode the message body ({exc})"
+        problem = envelope_problem(payload)
+        if problem is None:
+            try:
+                super().__init__(payload, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
+                self.delivery_tag = retag(payload)
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever kombu trips on, keep the bytes
+                kind = type(exc)
+                problem = f"cannot decode the message body ({kind.__module__}.{kind.__name__})"
                 queue = payload["properties"]["delivery_info"]["routing_key"] or None
-            envelope = unreadable(payload, queue, problem)
-            super().__init__(envelope, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
+        else:
+            queue = None
+        envelope = unreadable(payload, queue, problem)
+        super().__init__(envelope, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
 
 
 class _DeliverGuard:
@@ -131,7 +167,7 @@ class _RedisChannelGuard:
         self._brpopped = None
         try:
             return super()._brpop_read(**options)  # type: ignore[misc]
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             popped, self._brpopped = self._brpopped, None
             if not popped or _decodes(popped[1]):
                 raise
@@ -140,7 +176,7 @@ class _RedisChannelGuard:
             if prefix and key.startswith(prefix):
                 key = key[len(prefix):]
             queue = key.rsplit(self.sep, 1)[0]  # type: ignore[attr-defined]
-            problem = f"not a message envelope: {exc}"
+            problem = _parse_problem(exc)
             self.connection._deliver(unreadable(popped[1], queue, problem), queue)  # type: ignore[attr-defined]
             return True
 
@@ -164,11 +200,11 @@ class _RedisChannelGuard:
         self._getting = True
         try:
             payload = super()._get(queue)  # type: ignore[misc]
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             item, self._rpopped = self._rpopped, None
             if item is None or _decodes(item):
                 raise
-            return unreadable(item, queue, f"not a message envelope: {exc}")
+            return unreadable(item, queue, _parse_problem(exc))
         finally:
             self._getting = False
         problem = envelope_problem(payload)
@@ -209,3 +245,14 @@ class GuardedConnection(Connection):
 
 class GuardedAMQP(AMQP):  # type: ignore[misc]
     Connection = GuardedConnection
+
+    def TaskConsumer(self, channel: Any, queues: Any = None, accept: Any = None,
+                     **kw: Any) -> TaskGate:
+        """Celery's task consumer, with the gate in its message callback."""
+        if accept is None:
+            accept = self.app.conf.accept_content
+        gate = TaskGate(channel, accept=accept,  # type: ignore[no-untyped-call]
+                        queues=queues or list(self.queues.consume_from.values()), **kw)
+        gate.app = self.app
+        gate.limits = limits_for(self.app)
+        return gate
