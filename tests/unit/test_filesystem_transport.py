@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from kombu import Producer
 
-from platform_core.deadletter.envelopes import GuardedConnection
 from platform_core.deadletter.letters import UNREADABLE
 from platform_core.receive.filesystem import PARTIAL
+from platform_core.receive.transports import GuardedConnection
 from tests.queue_folder import odd_entries
 
 QUEUE = "jobs"
@@ -28,7 +28,7 @@ WRITES = 150
 WRITER = textwrap.dedent("""
     import sys
     from kombu import Producer
-    from platform_core.deadletter.envelopes import GuardedConnection
+    from platform_core.receive.transports import GuardedConnection
 
     options = {"data_folder_in": sys.argv[1], "data_folder_out": sys.argv[1],
                "control_folder": sys.argv[2]}

@@ -16,9 +16,11 @@ raises and stops the worker, and a FIFO blocks it for good. Here:
   worker's consumer moves it to the dead-letter store.
 
 The worker connects through
-:class:`~platform_core.deadletter.envelopes.GuardedConnection`, which picks
-:class:`GuardedFilesystemTransport` for ``filesystem://`` URLs. Import this module
-through that one (the app's ``amqp_cls``); it builds on its message and delivery guards.
+:class:`~platform_core.receive.transports.GuardedConnection`, which picks
+:class:`GuardedFilesystemTransport` for ``filesystem://`` URLs. That module imports
+this one for its transport map, so the guards this one uses from it (the message class,
+the unreadable envelope) are imported when a channel is made or read, not at import
+time: either module can be imported first.
 """
 
 from __future__ import annotations
@@ -39,8 +41,6 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
-
-from ..deadletter.envelopes import GuardedMessage, _DeliverGuard, envelope_problem, unreadable
 
 logger = logging.getLogger("platform.receive")
 
@@ -113,10 +113,11 @@ def _read_all(fd: int) -> bytes:
 
 
 class GuardedFilesystemChannel(filesystem.Channel):
-    Message = GuardedMessage
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from .transports import GuardedMessage
+
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.Message = GuardedMessage
         #: Names that could not be moved aside: skipped, reported once.
         self._stuck: set[str] = set()
 
@@ -144,7 +145,10 @@ class GuardedFilesystemChannel(filesystem.Channel):
 
     def _get(self, queue: str, timeout: Any = None) -> Any:
         """The oldest message file of ``queue``, taken and parsed; a file that is not a
-        JSON envelope comes back as unreadable instead of raising."""
+        JSON envelope comes back as unreadable instead of raising. (Only this delivers
+        the transport's messages, so the transport needs no delivery guard.)"""
+        from .transports import envelope_problem, unreadable
+
         suffix = f"{queue}.msg"
         for name in sorted(os.listdir(self.data_folder_in)):
             if name.partition(".")[2] != suffix or name in self._stuck:
@@ -245,5 +249,5 @@ class GuardedFilesystemChannel(filesystem.Channel):
         )
 
 
-class GuardedFilesystemTransport(_DeliverGuard, filesystem.Transport):
+class GuardedFilesystemTransport(filesystem.Transport):
     Channel = GuardedFilesystemChannel

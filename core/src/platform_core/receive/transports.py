@@ -33,6 +33,7 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
 from ..deadletter.letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
+from .filesystem import GuardedFilesystemTransport
 from .gate import COMPRESSED, TaskGate, limits_for
 
 
@@ -226,9 +227,6 @@ class GuardedRedisTransport(_DeliverGuard, redis.Transport):
 class GuardedSentinelTransport(_DeliverGuard, redis.SentinelTransport):
     Channel = GuardedSentinelChannel
 
-
-# Defined after the guards above, which the embedded broker's transport builds on.
-from ..receive.filesystem import GuardedFilesystemTransport  # noqa: E402
 
 GUARDED: dict[type, type] = {
     redis.Transport: GuardedRedisTransport,
