@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kombu import Producer
 
-from platform_core.deadletter.letters import UNREADABLE
+from platform_core.deadletter.letters import PROBLEM_HEADER, UNREADABLE
 from platform_core.receive.filesystem import PARTIAL
 from platform_core.receive.transports import GuardedConnection
 from tests.queue_folder import odd_entries
@@ -171,3 +171,16 @@ def test_consumers_sharing_a_folder_take_each_message_once(
     assert got[0] and got[1], "one consumer took everything: no contention was tested"
     assert caplog.records == []
     assert not (Path(opts["data_folder_in"]).parent / "quarantine").exists()
+
+
+def test_a_file_nested_too_deep_to_parse_is_unreadable(tmp_path: Path) -> None:
+    """kombu's JSON parser raises RecursionError, not ValueError, on deep nesting."""
+    opts = options(tmp_path)
+    deep = b'{"headers": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    (Path(opts["data_folder_in"]) / f"0_deep.{QUEUE}.msg").write_bytes(deep)
+    with GuardedConnection("filesystem://", transport_options=opts) as conn:
+        message = conn.default_channel.basic_get(QUEUE, no_ack=True)
+    assert message.content_type == UNREADABLE
+    assert message.headers[PROBLEM_HEADER] == \
+        "not a message envelope: JSON nested too deep to read"
+    assert message.body == deep

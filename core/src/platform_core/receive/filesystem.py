@@ -147,7 +147,7 @@ class GuardedFilesystemChannel(filesystem.Channel):
         """The oldest message file of ``queue``, taken and parsed; a file that is not a
         JSON envelope comes back as unreadable instead of raising. (Only this delivers
         the transport's messages, so the transport needs no delivery guard.)"""
-        from .transports import envelope_problem, unreadable
+        from .transports import _parse_problem, envelope_problem, unreadable
 
         suffix = f"{queue}.msg"
         for name in sorted(os.listdir(self.data_folder_in)):
@@ -160,6 +160,8 @@ class GuardedFilesystemChannel(filesystem.Channel):
                 parsed = loads(bytes_to_str(payload))
             except ValueError as exc:
                 return unreadable(payload, queue, f"not a message envelope: {exc}")
+            except RecursionError as exc:  # nested deeper than the parser goes
+                return unreadable(payload, queue, _parse_problem(exc))
             problem = envelope_problem(parsed)
             return parsed if problem is None else unreadable(payload, queue, problem)
         raise Empty()
