@@ -119,6 +119,7 @@ class Lab:
         self.worker: Process | None = None
         self.captured = self._capture()
         self._serial = 0
+        self._unmarked: set[str] = set()  # dead letters that carry no mark, already counted
 
     # -- the worker ---------------------------------------------------------------
 
@@ -258,11 +259,15 @@ class Lab:
         pending = {o.mark: o for o in report.outcomes if o.result == "dropped"}
         pattern = re.compile(rf"{self.name}n\d{{6}}q")
         while pending:
+            unmarked = []
             for entry in stores.for_app(self.app).dead_letters.list():
                 stored = entry.message
                 haystack = stored.body_bytes.decode("utf-8", "replace") + json.dumps(
                     [stored.headers, stored.properties], default=str)
-                for mark in set(pattern.findall(haystack)) & pending.keys():
+                marks = set(pattern.findall(haystack))
+                if not marks:
+                    unmarked.append(entry)
+                for mark in marks & pending.keys():
                     pending.pop(mark).result, report_reason = "dead-lettered", entry.reason
                     _set_reason(report, mark, report_reason)
             runs = self.runs.read_text() if self.runs.exists() else ""
@@ -277,9 +282,21 @@ class Lab:
                 with contextlib.suppress(Exception):
                     if self.app.backend.get_task_meta(mark)["status"] in READY:
                         pending.pop(mark).result = "ran"
+            if pending:
+                self._match_unmarked(pending, unmarked)
             if not pending or time.monotonic() > deadline or not self.alive():
                 return
             time.sleep(0.2)
+
+    def _match_unmarked(self, pending: dict[str, Outcome], unmarked: list[Any]) -> None:
+        """A mutant whose every mark was unreadable (AMQP properties py-amqp could not
+        decode keep only the body) is matched to a dead letter that carries no mark."""
+        for entry in unmarked:
+            if not pending or entry.id in self._unmarked:
+                continue
+            self._unmarked.add(entry.id)
+            outcome = pending.pop(sorted(pending)[0])
+            outcome.result, outcome.reason = "dead-lettered", f"(unmarked) {entry.reason}"
 
 
 def _set_reason(report: Report, mark: str, reason: str) -> None:

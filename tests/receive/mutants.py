@@ -7,8 +7,9 @@ RabbitMQ gets the same message as a frame (:func:`tests.receive.lab.to_amqp`).
 
 A :class:`Mutant` is a list of edits applied to a copy of the captured envelope, or
 raw bytes that replace the whole queue item. Every mutant carries its marker in
-three places (the task id, the ``x-fuzz-mark`` header, the correlation id), and
-an edit changes at most one of them, so its dead letter or its run can be found.
+four places (the task id, the ``x-fuzz-mark`` header, the correlation id, a keyword
+argument), and an edit changes at most one of them, so its dead letter or its run
+can be found.
 """
 
 from __future__ import annotations
@@ -221,8 +222,11 @@ mutants = st.one_of(
 
 
 def marked(captured: dict[str, Any], mark: str) -> dict[str, Any]:
-    """A copy of the captured envelope carrying ``mark`` as id, header and correlation id."""
+    """A copy of the captured envelope carrying ``mark`` as id, header, correlation id and
+    keyword argument."""
     envelope = copy.deepcopy(captured)
+    args, kwargs, embed = json.loads(base64.b64decode(envelope["body"]))
+    envelope["body"] = _b64(json.dumps([args, {**kwargs, "mark": mark}, embed]).encode())
     envelope["headers"]["id"] = mark
     envelope["headers"]["root_id"] = mark
     envelope["headers"][MARK_HEADER] = mark

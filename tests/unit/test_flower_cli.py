@@ -21,7 +21,8 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.mark.parametrize(("address", "loopback"), [
     ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
-    ("localhost", True), ("0.0.0.0", False), ("::", False), ("", False), ("10.1.2.3", False),
+    ("localhost", True), ("127.1", True), ("0.0.0.0", False), ("::", False), ("", False),
+    ("10.1.2.3", False), ("0", False), ("0x0", False),
 ])
 def test_is_loopback(address: str, loopback: bool) -> None:
     assert is_loopback(address) is loopback
@@ -42,9 +43,75 @@ def test_basic_auth_format() -> None:
 def test_non_loopback_without_auth_is_refused(platform_env: PlatformEnv) -> None:
     for extra in ((), ("--no-auth",)):
         line = error_line(platform_env.run("flower", "--address", "0.0.0.0", *extra))
-        assert line.startswith("Error: refusing to serve Flower on 0.0.0.0 without "
-                               "authentication")
-        assert "--basic-auth USER:PASS or PLATFORM_FLOWER_BASIC_AUTH" in line
+        assert line.startswith("Error: refusing to serve Flower on --address 0.0.0.0 "
+                               "without authentication")
+        assert line.endswith("set --basic-auth USER:PASS or PLATFORM_FLOWER_BASIC_AUTH, or "
+                             "listen on loopback (--address 127.0.0.1)")
+
+
+def test_a_name_is_judged_by_what_it_resolves_to(platform_env: PlatformEnv) -> None:
+    # getaddrinfo reads "0" as 0.0.0.0, as Tornado's bind does
+    line = error_line(platform_env.run("flower", "--address", "0", "--no-auth"))
+    assert line.startswith("Error: refusing to serve Flower on --address 0 (0.0.0.0) without")
+    line = error_line(platform_env.run("flower", "--address", "", "--no-auth"))
+    assert line.startswith("Error: refusing to serve Flower on --address '' (")
+    line = error_line(platform_env.run("flower", "--address", "no-such-host.invalid"))
+    assert line.startswith("Error: --address no-such-host.invalid cannot be resolved")
+
+
+PASSWORD = "hunter2-Zq9"
+UNSAFE = "Error: refusing to serve Flower on --address 0.0.0.0 without authentication"
+
+
+@pytest.mark.parametrize(("args", "env", "conf", "culprit"), [
+    # the two set-ups of the report: an empty socket path or OAuth pattern is no protection
+    (["--no-auth", "--unix-socket="], {}, "", "(--unix-socket is empty, so Flower listens on TCP)"),
+    (["--auth="], {}, "", "(--auth is empty, which turns OAuth off)"),
+    (["--unix_socket="], {}, "", "(--unix_socket is empty"),
+    ([], {"FLOWER_AUTH": ""}, "", "(FLOWER_AUTH is empty, which turns OAuth off)"),
+    (["--no-auth"], {"FLOWER_UNIX_SOCKET": ""}, "", "(FLOWER_UNIX_SOCKET is empty"),
+    ([], {}, "basic_auth = []\nauth = ''\n", UNSAFE),
+    (["--auth_provider=flower.views.auth.GithubLoginHandler", "--oauth2_key=k"], {}, "",
+     "(--auth_provider does nothing without --auth; --oauth2_key does nothing without --auth)"),
+    # Flower's spellings of platform flower's own options
+    (["--no-auth", "-address=127.0.0.1"], {}, "", "give --address as platform flower's own option"),
+    (["--no-auth", "--", "---port=1"], {}, "", "give --port as platform flower's own option"),
+    # credentials that are no credentials
+    ([], {"FLOWER_BASIC_AUTH": ""}, "", "FLOWER_BASIC_AUTH entry 1 is empty"),
+    ([], {"FLOWER_BASIC_AUTH": "ops:"}, "", "FLOWER_BASIC_AUTH entry 1 (user `ops`) has an empty"),
+    ([], {}, "basic_auth = ['ops:{PASSWORD}', ' x:y']\n", "entry 2 has spaces around it"),
+    (["--auth=ops@example.com"], {}, "", "no login provider is set, so nobody could log in"),
+    (["--auth=*@*.com"], {}, "", "is not an e-mail pattern Flower accepts"),
+    (["--no-auth"], {"FLOWER_BASIC_AUTH": "ops:{PASSWORD}"}, "",
+     "--no-auth and FLOWER_BASIC_AUTH contradict each other"),
+    # broken inputs fail before anything starts, without quoting them
+    ([], {}, "basic_auth = ['ops:{PASSWORD}'\n", "flowerconfig.py fails with SyntaxError (line 1)"),
+    (["--conf=missing.py"], {}, "", "--conf missing.py: no such file"),
+    (["--max_workers=many"], {}, "", "Flower cannot read its options"),
+    ([], {"FLOWER_MAX_WORKERS": "many"}, "", "Flower cannot read its variables FLOWER_MAX_WORKERS"),
+])
+def test_every_way_around_authentication_is_refused(
+        platform_env: PlatformEnv, args: list[str], env: dict[str, str], conf: str,
+        culprit: str) -> None:
+    """Flower's command line, FLOWER_* variables and flowerconfig.py (read from the current
+    directory) are judged after Flower's own parsing, so each source is covered."""
+    env = {k: v.format(PASSWORD=PASSWORD) for k, v in env.items()}
+    if conf:
+        (platform_env.home.parent / "flowerconfig.py").write_text(conf.format(PASSWORD=PASSWORD))
+    result = subprocess.run(platform_env.command("flower", "--address", "0.0.0.0", *args),
+                            env={**platform_env.environ, **env}, capture_output=True,
+                            text=True, timeout=60, cwd=platform_env.home.parent)
+    line = error_line(result)
+    assert culprit in line
+    assert PASSWORD not in line
+
+
+def test_an_open_api_is_refused_even_on_loopback(platform_env: PlatformEnv) -> None:
+    result = subprocess.run(platform_env.command("flower", "--no-auth"),
+                            env={**platform_env.environ, "FLOWER_UNAUTHENTICATED_API": "yes"},
+                            capture_output=True, text=True, timeout=60)
+    assert error_line(result).startswith(
+        "Error: FLOWER_UNAUTHENTICATED_API lets any web page opened in a browser")
 
 
 def test_loopback_needs_auth_or_an_explicit_no_auth(platform_env: PlatformEnv) -> None:

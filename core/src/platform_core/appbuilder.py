@@ -15,6 +15,7 @@ from kombu.entity import Exchange, Queue
 from platform_sdk import Crontab, Every, RetryPolicy
 
 from . import arguments, brokers, policies, recovery, reliability, telemetry
+from .canvas import CanvasRouting
 from .deadletter.task import ReliableTask
 from .enqueue import EnqueueChecks
 from .platform_app import PlatformCelery
@@ -76,6 +77,22 @@ def task_routes(registry: Registry, router: Router) -> dict[str | re.Pattern[str
     return routes
 
 
+def host_queue(registry: Registry) -> str | None:
+    """Where built-ins with nothing to go by are sent: ``default`` when declared, else
+    the first queue declared (plugins are loaded in name order)."""
+    names = [c.item.name for c in registry.queues]
+    if DEFAULT_QUEUE in names:
+        return DEFAULT_QUEUE
+    return names[0] if names else None
+
+
+def canvas_routing(app: Celery, registry: Registry, routes: Mapping[Any, Any],
+                   calls: Mapping[str, arguments.CallSpec]) -> CanvasRouting:
+    queues = {name: route["queue"] for name, route in routes.items() if isinstance(name, str)}
+    return CanvasRouting(queues, host_queue(registry), calls,
+                         lambda: app.current_worker_task)
+
+
 def beat_schedule(registry: Registry) -> dict[str, dict[str, Any]]:
     schedule: dict[str, dict[str, Any]] = {}
     for c in registry.beat_entries:
@@ -107,6 +124,8 @@ def build_app(
     calls = calls if calls is not None else {}
     app = PlatformCelery("platform", set_as_current=False, task_cls=PlatformTask)
     app.enqueue_checks = EnqueueChecks(calls, settings.max_payload_bytes)
+    routes = task_routes(registry, router)
+    app.canvas_routing = canvas_routing(app, registry, routes, calls)
     connection = brokers.broker_config(settings)
     reliability.check(settings, registry, problems)
     app.conf.update(
@@ -120,7 +139,7 @@ def build_app(
         task_default_queue=DEFAULT_QUEUE,
         task_default_exchange=DEFAULT_QUEUE,
         task_default_routing_key=DEFAULT_QUEUE,
-        task_routes=task_routes(registry, router),
+        task_routes=routes,
         result_expires=settings.result_expires,
         beat_schedule=beat_schedule(registry),
         beat_schedule_filename=str(home / "beat-schedule.json"),

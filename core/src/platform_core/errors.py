@@ -6,14 +6,26 @@ from collections.abc import Iterable
 
 
 class PlatformError(Exception):
-    """An error shown to the user as one message, without a traceback."""
+    """An error shown to the user as one message, without a traceback.
+
+    Its text never carries a credential: whatever reads like a URL's password or a
+    ``password=``/``token=`` value is masked when the error is made, so every way of
+    showing it (the CLI, a traceback, a log line, ``repr``) is safe.
+    """
+
+    def __init__(self, *args: object) -> None:
+        from .redaction import scrub
+
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigurationError(PlatformError):
     """Start-up found problems; all of them are listed at once."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = list(problems)
+        from .redaction import scrub
+
+        self.problems = [scrub(p) for p in problems]
         if len(self.problems) == 1:
             super().__init__(f"the platform cannot start: {self.problems[0]}")
             return
@@ -23,6 +35,14 @@ class ConfigurationError(PlatformError):
 
 class BrokerUnavailable(PlatformError):
     pass
+
+
+class StoreError(PlatformError):
+    """A reliability store (dead letters, delivery counts, held tasks) failed.
+
+    The message names the store, what it could not do and the fix; never the data, the
+    statement or the database's own text, which can quote a message's arguments.
+    """
 
 
 class UnknownTask(PlatformError):

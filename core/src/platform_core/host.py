@@ -20,6 +20,7 @@ from .appbuilder import DEFAULT_QUEUE, build_app
 from .errors import ConfigurationError
 from .manager import collect, new_manager, register_plugins
 from .problems import PluginProblem, blame, culprits, shared
+from .redaction import error_message
 from .registry import Registry, validate
 from .routing import Router
 from .settings import Settings, load_settings, plugin_env_prefix, plugin_values
@@ -68,10 +69,11 @@ def _plugin_settings(
                                             f"{type(exc).__name__}: {exc}"))
         except ValidationError as exc:
             prefix = plugin_env_prefix(c.plugin.name)
-            for err in exc.errors():
+            for err in exc.errors(include_url=False):
                 field = ".".join(str(p) for p in err["loc"]) or "(model)"
+                message = error_message(c.item, err)
                 problems.append(
-                    f"{c.plugin.label} setting `{field}`: {err['msg']}; set it under "
+                    f"{c.plugin.label} setting `{field}`: {message}; set it under "
                     f"[plugin.{c.plugin.name}] in platform.toml or as {prefix}{field.upper()}"
                 )
     return resolved

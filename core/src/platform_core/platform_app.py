@@ -2,8 +2,9 @@
 
 ``Task.apply_async`` (and so ``delay``, signatures, retries, chains and groups),
 beat and ``send_task`` by name all end in :meth:`PlatformCelery.send_task`, the one
-place where a message can be checked before it is sent, and where a message due
-after the visibility timeout is held outside the broker instead.
+place where a message can be checked before it is sent, where Celery's built-in
+canvas tasks are routed to their plugin's queue (:mod:`.canvas`), and where a
+message due after the visibility timeout is held outside the broker instead.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 
+from .canvas import CanvasRouting
 from .delays import hold
 from .enqueue import EnqueueChecks
 
@@ -20,8 +22,11 @@ class PlatformCelery(Celery):  # type: ignore[misc]
     # The receive path: transports that read any queue item, the gate every message passes.
     amqp_cls = "platform_core.receive.transports:GuardedAMQP"
     enqueue_checks: EnqueueChecks | None = None
+    canvas_routing: CanvasRouting | None = None
 
     def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        if self.canvas_routing is not None:
+            args, kwargs = self.canvas_routing(name, args, kwargs, options)
         if self.enqueue_checks is not None:
             args, kwargs = self.enqueue_checks(name, args, kwargs, options)
         return hold.send_task(self, super().send_task, name, args, kwargs, **options)

@@ -18,7 +18,7 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigurationError
-from .redaction import SecretUrl, redact
+from .redaction import SecretUrl, error_message, shown_input
 
 CONFIG_ENV = "PLATFORM_CONFIG"
 DEFAULT_CONFIG_FILE = "platform.toml"
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     task_soft_time_limit: float = Field(default=1440.0, gt=0, description="Seconds.")
     beat_lock_timeout: float = Field(default=30.0, ge=1, description="Seconds.")
     max_redeliveries: int = Field(default=3, ge=0, description="Redeliveries of a lost task.")
-    dead_letter_url: str | None = Field(
+    dead_letter_url: SecretUrl | None = Field(
         default=None, description="Unset: the broker's Redis, else SQLite under home."
     )
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
@@ -170,14 +170,16 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
-            path = [str(p) for p in err["loc"]]
-            env = "PLATFORM_" + "__".join(path).upper()
-            key = ".".join(path)
-            got = err.get("input")
-            shown = redact(got) if isinstance(got, str) else got
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            key = ".".join(str(p) for p in loc)
+            # a list item is set by the list's variable, e.g. PLATFORM_PLUGINS
+            names = [str(p) for p in loc[:next(
+                (i for i, p in enumerate(loc) if isinstance(p, int)), len(loc))]]
+            env = "PLATFORM_" + "__".join(names).upper()
+            got = shown_input(Settings, loc, err.get("input"))
             problems.append(
-                f"setting `{key}`: {err['msg']} (got {shown!r}); fix {env} "
+                f"setting `{key}`: {error_message(Settings, err)} (got {got}); fix {env} "
                 f"or `{key}` in {config_file()}"
             )
         raise ConfigurationError(problems) from None

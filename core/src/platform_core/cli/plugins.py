@@ -111,12 +111,10 @@ def _describe(kind: str, item: Any, host: Any) -> str:
         return ", ".join(f"{k}={v}" for k, v in item.model_dump(exclude_none=True).items())
     if kind == "settings_models":
         value = host.plugin_settings.get(item)
-        from ..brokers import redact
+        from ..redaction import shown
 
-        shown = value.model_dump(mode="json") if value is not None else {}
-        shown = {k: redact(v) if isinstance(v, str) and "://" in v else v
-                 for k, v in shown.items()}
-        return f"{item.__name__}: {json.dumps(shown, default=str)}"
+        dumped = value.model_dump(mode="json") if value is not None else {}
+        return f"{item.__name__}: {json.dumps(shown(dumped), default=repr)}"
     return repr(item)
 
 

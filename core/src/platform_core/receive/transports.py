@@ -27,12 +27,13 @@ from typing import Any
 
 from celery.app.amqp import AMQP
 from kombu.connection import Connection
-from kombu.transport import filesystem, redis
+from kombu.transport import filesystem, pyamqp, redis
 from kombu.transport.virtual import Message
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
 from ..deadletter.letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
+from .amqp_frames import GuardedPyAMQPSSLTransport, GuardedPyAMQPTransport
 from .filesystem import GuardedFilesystemTransport
 from .gate import COMPRESSED, TaskGate, limits_for
 
@@ -229,6 +230,8 @@ class GuardedSentinelTransport(_DeliverGuard, redis.SentinelTransport):
 
 
 GUARDED: dict[type, type] = {
+    pyamqp.Transport: GuardedPyAMQPTransport,
+    pyamqp.SSLTransport: GuardedPyAMQPSSLTransport,
     redis.Transport: GuardedRedisTransport,
     redis.SentinelTransport: GuardedSentinelTransport,
     filesystem.Transport: GuardedFilesystemTransport,

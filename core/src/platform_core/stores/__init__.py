@@ -45,7 +45,7 @@ def is_redis(url: str) -> bool:
 
 def locate(settings: Settings) -> Location:
     if settings.dead_letter_url:
-        return Location(settings.dead_letter_url, "PLATFORM_DEAD_LETTER_URL")
+        return Location(settings.dead_letter_url.get_secret_value(), "PLATFORM_DEAD_LETTER_URL")
     sqlite = f"sqlite:///{settings.resolved_home / SQLITE_FILE}"
     if not settings.broker_url:
         return Location(sqlite, "default: SQLite under home")

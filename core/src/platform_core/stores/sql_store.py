@@ -1,10 +1,21 @@
-"""Reliability stores in any SQLAlchemy database (SQLite under PLATFORM_HOME by default)."""
+"""Reliability stores in any SQLAlchemy database (SQLite under PLATFORM_HOME by default).
+
+What these tables hold is task messages, arguments included, and a database's error
+text can quote them (PostgreSQL's ``DETAIL: Failing row contains (...)``, SQLAlchemy's
+``[parameters: ...]``). So no database error leaves this module: every public method
+turns one into a :class:`~platform_core.errors.StoreError` that names the store, the
+operation, the error's class and code, and the fix, and that is raised outside the
+``except`` block so the original is not even chained to it. The engines also hide
+parameters (``hide_parameters=True``) from SQLAlchemy's own logging.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -24,9 +35,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from ..deadletter.entry import DeadLetter
+from ..errors import StoreError
 from .base import Delayed, dump_entry, load_entry
 
 metadata = MetaData()
@@ -54,12 +66,67 @@ DELAYED = Table(
 )
 
 INSERT_RACES = 5
+FIX = ("check that the database is running, reachable and writable, and that the table "
+       "has the platform's columns (a process creates missing tables when it opens the "
+       "store: drop a table changed by hand, then restart the workers); or point "
+       "PLATFORM_DEAD_LETTER_URL at another database")
 
 
-class SqlDeadLetters:
+def describe(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _codes(exc: SQLAlchemyError) -> str:
+    """The error's class and codes: names a database defines, never its message."""
+    orig = getattr(exc, "orig", None)
+    names = [type(exc).__name__]
+    if orig is not None:
+        names.append(type(orig).__name__)
+        names += [str(getattr(orig, code, None) or "") for code in ("sqlstate", "sqlite_errorname")]
+        diag = getattr(orig, "diag", None)  # PostgreSQL's identifiers of what failed
+        names += [f"{part} {getattr(diag, part + '_name', None)}"
+                  for part in ("column", "constraint") if getattr(diag, part + "_name", None)]
+    return ", ".join(dict.fromkeys(n for n in names if n))
+
+
+def failure(engine: Engine, action: str, exc: SQLAlchemyError) -> StoreError:
+    return StoreError(
+        f"the reliability store at {describe(engine)} cannot {action} ({_codes(exc)}; the "
+        f"database's own message is not shown, as it can quote task arguments); {FIX}"
+    )
+
+
+class _Part:
+    """One table's worth of a store, on a shared engine."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+
+S = TypeVar("S", bound=_Part)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(action: str) -> Callable[[Callable[Concatenate[S, P], R]],
+                                     Callable[Concatenate[S, P], R]]:
+    """Turn any database error of the method into a :class:`StoreError` about ``action``."""
+    def wrap(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+        def run(part: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(part, *args, **kwargs)
+            except SQLAlchemyError as exc:
+                error = failure(part.engine, action, exc)
+            raise error  # out of the except block: the database's error is not chained
+
+        functools.update_wrapper(run, method)
+        return run
+
+    return wrap
+
+
+class SqlDeadLetters(_Part):
+    @guarded("add a dead letter to table platform_dead_letters")
     def add(self, entry: DeadLetter) -> None:
         with self.engine.begin() as conn:
             conn.execute(insert(DEAD_LETTERS).values(
@@ -67,32 +134,34 @@ class SqlDeadLetters:
                 failed_at=entry.failed_at.timestamp(), entry=dump_entry(entry),
             ))
 
+    @guarded("list the dead letters of table platform_dead_letters")
     def list(self) -> list[DeadLetter]:
         query = select(DEAD_LETTERS.c.entry).order_by(DEAD_LETTERS.c.failed_at)
         with self.engine.connect() as conn:
             return [load_entry(text) for text in conn.execute(query).scalars()]
 
+    @guarded("read a dead letter from table platform_dead_letters")
     def get(self, entry_id: str) -> DeadLetter | None:
         query = select(DEAD_LETTERS.c.entry).where(DEAD_LETTERS.c.id == entry_id)
         with self.engine.connect() as conn:
             text = conn.execute(query).scalar_one_or_none()
         return None if text is None else load_entry(text)
 
+    @guarded("remove a dead letter from table platform_dead_letters")
     def remove(self, entry_id: str) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(
                 delete(DEAD_LETTERS).where(DEAD_LETTERS.c.id == entry_id)
             ).rowcount > 0
 
+    @guarded("clear table platform_dead_letters")
     def clear(self) -> int:
         with self.engine.begin() as conn:
             return int(conn.execute(delete(DEAD_LETTERS)).rowcount)
 
 
-class SqlDeliveries:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
+class SqlDeliveries(_Part):
+    @guarded("count a delivery in table platform_deliveries")
     def increment(self, key: str, ttl: int) -> int:
         table = DELIVERIES
         for _ in range(INSERT_RACES):
@@ -117,6 +186,7 @@ class SqlDeliveries:
                 continue  # another process inserted the row first: bump it
         raise RuntimeError(f"could not count the delivery of {key}")
 
+    @guarded("read a delivery count from table platform_deliveries")
     def get(self, key: str) -> int:
         query = select(DELIVERIES.c.count).where(
             DELIVERIES.c.key == key, DELIVERIES.c.expires_at >= time.time()
@@ -124,19 +194,19 @@ class SqlDeliveries:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one_or_none() or 0)
 
+    @guarded("forget a delivery count in table platform_deliveries")
     def forget(self, key: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(DELIVERIES).where(DELIVERIES.c.key == key))
 
 
-class SqlDelays:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
+class SqlDelays(_Part):
+    @guarded("hold a delayed task in table platform_delayed")
     def add(self, item: Delayed) -> None:
         with self.engine.begin() as conn:
             conn.execute(insert(DELAYED).values(id=item.id, due=item.due, item=item.dumps()))
 
+    @guarded("claim due tasks in table platform_delayed")
     def claim_due(self, until: float, limit: int, lease: float) -> list[Delayed]:
         now = time.time()
         free = or_(DELAYED.c.claimed_at.is_(None), DELAYED.c.claimed_at < now - lease)
@@ -155,10 +225,12 @@ class SqlDelays:
                 claimed.append(Delayed.loads(text))
         return claimed
 
+    @guarded("release a held task from table platform_delayed")
     def done(self, item_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(DELAYED).where(DELAYED.c.id == item_id))
 
+    @guarded("list the held tasks of table platform_delayed")
     def pending(self) -> list[Delayed]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(DELAYED.c.item).order_by(DELAYED.c.due)).scalars()
@@ -177,15 +249,21 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
+        engine = create_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     try:
-        metadata.create_all(engine)
-    except (OperationalError, ProgrammingError, IntegrityError):
-        metadata.create_all(engine)  # another process created the tables at the same time
-    return engine
+        try:
+            metadata.create_all(engine)
+        except (OperationalError, ProgrammingError, IntegrityError):
+            metadata.create_all(engine)  # another process created the tables at the same time
+    except SQLAlchemyError as exc:
+        error = failure(engine, "create its tables", exc)
+    else:
+        return engine
+    engine.dispose()
+    raise error
 
 
 class SqlStore:
@@ -197,7 +275,7 @@ class SqlStore:
         self.delays = SqlDelays(self.engine)
 
     def describe(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        return describe(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
