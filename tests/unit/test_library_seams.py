@@ -270,6 +270,17 @@ SEAMS: tuple[Seam, ...] = (
     Seam(BILLIARD, "billiard.util.Finalize.cancel", "platform_core.prefork", "method",
          ("self",)),
     # --- py-amqp: the RabbitMQ beat lock -----------------------------------------------------
+    # --- amqp: content headers py-amqp cannot decode (the receive path) -------------------
+    Seam(AMQP, "amqp.method_framing.frame_handler", f"{RX}.amqp_frames", "function",
+         ("connection", "callback")),
+    Seam(AMQP, "amqp.connection.Connection.__init__", f"{RX}.amqp_frames", "text",
+         ("frame_handler=frame_handler", "self.frame_handler_cls = frame_handler"),
+         mention='"frame_handler"'),
+    Seam(AMQP, "amqp.basic_message.Message._serialize_properties", f"{RX}.amqp_frames",
+         "method", ("self",)),
+    Seam(KOMBU, "kombu.transport.pyamqp.Transport.Connection", f"{RX}.amqp_frames",
+         "attribute"),
+    Seam(KOMBU, "kombu.transport.pyamqp.SSLTransport", f"{RX}.amqp_frames", "class"),
     Seam(AMQP, "amqp.connection.Connection.heartbeat", "platform_core.beatlock.amqp_lock",
          "instance attribute"),
     Seam(AMQP, "amqp.exceptions.AMQPError.reply_code", "platform_core.beatlock.amqp_lock",
