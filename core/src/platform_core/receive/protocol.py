@@ -153,20 +153,20 @@ _BODY_PARTS = ("args", "kwargs", "embed")
 
 
 def depth_over(value: Any, limit: int) -> bool:
-    """Whether lists and mappings in ``value`` nest deeper than ``limit`` (no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, Mapping):
-            children: Any = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
-        if level > limit:
+    """Whether lists and mappings in ``value`` nest deeper than ``limit`` (no recursion:
+    one level at a time)."""
+    level = [value] if isinstance(value, (dict, list, tuple)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
             return True
-        stack.extend((child, level + 1) for child in children
-                     if isinstance(child, (Mapping, list, tuple)))
+        below = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, (dict, list, tuple)):
+                    below.append(child)
+        level = below
     return False
 
 
