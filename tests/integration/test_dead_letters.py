@@ -120,7 +120,7 @@ def _bad_messages(host: Host, env: PlatformEnv) -> dict[str, str]:
                 headers={"task": "rel.nosuch", "id": str(uuid.uuid4())})
         expected["secret-UNKNOWN-6634"] = "unknown task `rel.nosuch`"
         publish([["secret-NOID-1200"], {}, {}], serializer="json", headers={"task": "rel.echo"})
-        expected["secret-NOID-1200"] = "header.id is missing"
+        expected["secret-NOID-1200"] = "header id is missing"
     if env.vars.get("PLATFORM_BROKER_URL", "").startswith("redis"):
         import redis
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.receive.corpus import CORPUS
 from tests.receive.lab import Lab, Report
-from tests.receive.mutants import mutants
+from tests.receive.mutants import Mutant, mutants
 
 pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
 
@@ -46,3 +46,33 @@ def test_every_shape_in_the_corpus_is_dead_lettered_or_run(lab: Lab) -> None:
 def test_no_mutant_stops_the_worker_or_is_lost(lab: Lab, batch: list) -> None:
     report = lab.run(batch)
     assert report.ok(), report.explain()
+
+
+def test_replaying_the_dead_letters_never_harms_the_worker(lab: Lab) -> None:
+    """What ``platform dlq replay`` does, entry by entry: refuse what the model refuses,
+    publish the rest; a published one that fails again is a dead letter again."""
+    from platform_core import stores
+    from platform_core.cli.dlq import _refusal
+    from platform_core.receive.gate import limits_for
+
+    unknown = Mutant(edits=[("header", "task", f"{lab.name}.nosuch")])  # valid in form
+    lab.run([mutant for _, mutant in CORPUS[:BATCH]] + [unknown])
+    letters = stores.for_app(lab.app).dead_letters
+    entries = letters.list()
+    assert entries
+    queues, limits = lab.app.amqp.queues, limits_for(lab.app)
+    replayed = []
+    with lab.app.producer_or_acquire() as producer:
+        for entry in entries:
+            if _refusal(entry, queues, limits) is None:
+                entry.message.publish(producer, exchange="", routing_key=str(entry.queue),
+                                      declare=[queues[entry.queue]])
+                letters.remove(entry.id)
+                replayed.append(entry)
+    assert any(e.task == f"{lab.name}.nosuch" for e in replayed), [e.reason for e in entries]
+    assert lab._canary(), lab.worker.output()[-3000:] if lab.worker else "no worker"
+    assert lab.alive()
+    back = {e.task_id for e in letters.list()}
+    for entry in replayed:  # the worker refused it again, or ran it
+        ran = entry.task_id in lab.runs.read_text() if lab.runs.exists() else False
+        assert entry.task_id in back or ran, entry.summary()

@@ -22,12 +22,13 @@ def store(platform_env: PlatformEnv, tmp_path: Path) -> SqlStore:
 
 
 def add(store: SqlStore, task: str | None, plugin: str | None, *, raw: bool = False,
-        queue: str = "default") -> DeadLetter:
+        queue: str = "default", body: str = '[["secret"], {}, {}]',
+        headers: dict[str, object] | None = None) -> DeadLetter:
     message = StoredMessage.from_body(
-        b"\xffgarbage" if raw else '[["secret"], {}, {}]', queue=queue, exchange="",
+        b"\xffgarbage" if raw else body, queue=queue, exchange="",
         routing_key=queue, content_type=None if raw else "application/json",
         content_encoding=None if raw else "utf-8",
-        headers={} if raw else {"task": task, "id": f"id-{task}"}, raw=raw,
+        headers={} if raw else {"task": task, "id": f"id-{task}", **(headers or {})}, raw=raw,
     )
     entry = DeadLetter(task=task, task_id=None if raw else f"id-{task}", plugin=plugin,
                        queue=queue, reason=f"reason of {task}", deliveries=4, message=message)
@@ -99,6 +100,33 @@ def test_replay_to_a_queue_no_plugin_declares(platform_env: PlatformEnv,
     line = one_line_error(platform_env.run("dlq", "replay", entry.id))
     assert "its queue 'gone' is declared by no enabled plugin" in line
     assert store.dead_letters.get(entry.id) is not None
+
+
+def test_replay_refuses_what_a_worker_would_refuse(platform_env: PlatformEnv,
+                                                   store: SqlStore) -> None:
+    entry = add(store, "admin.print_hello", "admin", queue="admin",
+                headers={"timelimit": "secret-abc"})
+    line = one_line_error(platform_env.run("dlq", "replay", entry.id))
+    assert "a worker would refuse it (header timelimit should be a list); purge it instead" \
+        in line, line
+    assert "secret" not in line
+    assert store.dead_letters.get(entry.id) is not None
+
+
+def test_replay_all_stops_at_the_first_entry_it_refuses(platform_env: PlatformEnv,
+                                                        store: SqlStore) -> None:
+    first = add(store, "admin.print_hello", "admin", queue="admin")
+    bad = add(store, "admin.send_email", "admin", queue="admin", body='[[], "secret", {}]')
+    last = add(store, "admin.cleanup", "admin", queue="admin")
+    result = platform_env.run("dlq", "replay", "--all")
+    assert result.returncode == 2, output_of(result)
+    assert f"replayed {first.id[:12]} (admin.print_hello[id-admin.print_hello]) to queue admin" \
+        in result.stdout
+    line = one_line_error(result)
+    assert f"replayed 1 of 3 dead letters, then stopped at {bad.id[:12]}" in line, line
+    assert "body kwargs should be a mapping" in line and "the 1 after it" in line
+    assert "secret" not in result.stdout + result.stderr
+    assert {e.id for e in store.dead_letters.list()} == {bad.id, last.id}
 
 
 def test_purge_one_and_all(platform_env: PlatformEnv, store: SqlStore) -> None:

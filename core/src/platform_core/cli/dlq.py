@@ -116,15 +116,40 @@ def show(entry_id: str, as_json: bool) -> None:
     console().print(table, highlight=False)
 
 
+def _refusal(entry: DeadLetter, queues: Any, limits: Any) -> str | None:
+    """Why ``entry`` cannot be replayed, or None: the same check a worker's receive path
+    makes, so a replay never sends what a worker would refuse."""
+    from kombu.serialization import loads
+
+    from ..receive.protocol import message_problem
+
+    message = entry.message
+    if message.raw:
+        return "the bytes were never a message; purge it instead"
+    if entry.queue not in queues:
+        return (f"its queue {entry.queue!r} is declared by no enabled plugin; enable the "
+                "plugin that declares it (PLATFORM_PLUGINS)")
+    body = message.body_bytes
+    problem = message_problem(
+        message.headers, message.properties, message.content_type, message.content_encoding,
+        body, lambda: loads(body, message.content_type, message.content_encoding,
+                            accept={"application/json"}), limits)
+    if problem is not None:
+        return f"a worker would refuse it ({problem}); purge it instead"
+    return None
+
+
 @dlq.command()
 @click.argument("entry_id", metavar="[ID]", required=False)
-@click.option("--all", "every", is_flag=True, help="Replay every dead letter.")
+@click.option("--all", "every", is_flag=True, help="Replay every dead letter, oldest first.")
 def replay(entry_id: str | None, every: bool) -> None:
     """Publish dead letters again, unchanged, to the queue they came from.
 
-    An entry is removed only after its message was published.
+    Each is checked as a worker checks a message first; an entry is removed only
+    after its message was published. ``--all`` stops at the first entry it refuses.
     """
     from ..brokers import check_broker
+    from ..receive.gate import limits_for
 
     host, letters = _open()
     chosen = _chosen(letters, entry_id, every)
@@ -133,28 +158,23 @@ def replay(entry_id: str | None, every: bool) -> None:
         return
     check_broker(host.app)
     queues = host.app.amqp.queues
-    failures = []
+    limits = limits_for(host.app)
     with host.app.producer_or_acquire() as producer:
-        for entry in chosen:
+        for done, entry in enumerate(chosen):
             label = f"{entry.id[:SHORT_ID]} ({entry.task or 'no task'}[{entry.task_id or '-'}])"
-            if entry.message.raw:
-                failures.append(f"{label}: the bytes were never a message; purge it instead")
-                continue
-            if entry.queue not in queues:
-                failures.append(
-                    f"{label}: its queue {entry.queue!r} is declared by no enabled plugin; "
-                    "enable the plugin that declares it (PLATFORM_PLUGINS)"
-                )
-                continue
+            refusal = _refusal(entry, queues, limits)
+            if refusal is not None:
+                if len(chosen) == 1:
+                    raise PlatformError(f"cannot replay dead letter {label}: {refusal}")
+                left = len(chosen) - done
+                raise PlatformError(
+                    f"replayed {done} of {len(chosen)} dead letters, then stopped at "
+                    f"{label}: {refusal}. It and the {left - 1} after it are still in the "
+                    "store; replay again once it is gone")
             entry.message.publish(producer, exchange="", routing_key=str(entry.queue),
                                   declare=[queues[entry.queue]])
             letters.remove(entry.id)
             click.echo(f"replayed {label} to queue {entry.queue}")
-    if failures:
-        if len(failures) == 1 and len(chosen) == 1:
-            raise PlatformError(f"cannot replay dead letter {failures[0]}")
-        raise PlatformError("\n".join([f"{len(failures)} dead letters were not replayed:",
-                                       *(f"  - {f}" for f in failures)]))
 
 
 @dlq.command()

@@ -34,9 +34,17 @@ from kombu.utils.encoding import safe_repr
 from .. import stores
 from . import redelivery
 from .letters import try_dead_letter
-from .task import EXHAUSTED
+from .task import EXHAUSTED, RAISED, describe
 
 logger = logging.getLogger("platform.deadletter")
+
+
+def _raised(exc_info: Any) -> tuple[str, bool] | None:
+    """What the task's process recorded about the error (:data:`.task.RAISED`)."""
+    found = getattr(exc_info, RAISED, None)
+    if isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], str):
+        return found[0], bool(found[1])
+    return None
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -93,16 +101,16 @@ class PlatformRequest(Request):  # type: ignore[misc]
                 super().on_failure(exc_info, send_failed_event, return_ok)  # requeued
             return None
         super().on_failure(exc_info, send_failed_event, return_ok)
+        raised = _raised(exc_info)
         if lost is not None:
             try_dead_letter(self.app, self.message,
                             f"{redelivery.loss(lost)}; not redelivered: the task is not "
                             "idempotent")
-        elif self._retries_exhausted(exc):
+        elif self._retries_exhausted(exc, raised):
             retries = self.request_dict.get("retries") or 0
-            detail = "" if isinstance(exc, MaxRetriesExceededError) else f": {exc}"
+            what = raised[0] if raised is not None else describe(exc)
             try_dead_letter(self.app, self.message,
-                            f"retries exhausted after {retries} retries: "
-                            f"{type(exc).__name__}{detail}",
+                            f"retries exhausted after {retries} retries: {what}",
                             deliveries=self._safe_deliveries())
         return None
 
@@ -146,9 +154,11 @@ class PlatformRequest(Request):  # type: ignore[misc]
         self.send_event("task-failed", exception=safe_repr(lost), traceback=exc_info.traceback)
         return True
 
-    def _retries_exhausted(self, exc: BaseException) -> bool:
+    def _retries_exhausted(self, exc: BaseException, raised: tuple[str, bool] | None) -> bool:
         if isinstance(exc, (Retry, Ignore, Reject, Terminated)):
             return False
+        if raised is not None:  # what the task's process saw
+            return raised[1]
         if getattr(exc, EXHAUSTED, False) or isinstance(exc, MaxRetriesExceededError):
             return True
         # The mark is lost when the error could not be pickled back from the pool.

@@ -3,15 +3,48 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Retry
+from celery.exceptions import MaxRetriesExceededError, Retry
+from celery.utils.serialization import UnpickleableExceptionWrapper
 
 from .. import finishing
 
 #: Set on the error ``retry`` raises when no retry is left (read by the worker's request).
 EXHAUSTED = "_platform_retries_exhausted"
+
+#: Set on the ``ExceptionInfo`` a failed run hands back to the worker's main process:
+#: ``(description, retries exhausted)`` of the error as the task raised it. An error that
+#: cannot be pickled crosses from a pool process as a stand-in (Celery turns
+#: ``urllib.error.HTTPError`` into ``OSError()``), without its class, message or mark.
+RAISED = "platform_raised"
+
+
+def describe(exc: BaseException) -> str:
+    """``HTTPError: HTTP Error 503: Service Unavailable``: class and message, never the
+    task's arguments (which ``MaxRetriesExceededError``'s message holds, so it has none)."""
+    name = type(exc).__name__
+    if isinstance(exc, MaxRetriesExceededError):
+        return name
+    try:
+        message = str(exc)
+    except Exception as error:  # noqa: BLE001 - any broken __str__
+        message = f"(its message cannot be shown: {type(error).__name__})"
+    return f"{name}: {message}" if message else name
+
+
+def _as_raised(exc: BaseException) -> BaseException:
+    """The error being handled when ``exc`` is the stand-in Celery made of it: an instance
+    of one of its base classes, or a wrapper naming its class."""
+    raised = sys.exc_info()[1]
+    if raised is None or raised is exc:
+        return exc
+    if isinstance(raised, type(exc)) or (isinstance(exc, UnpickleableExceptionWrapper)
+                                         and exc.exc_cls_name == type(raised).__name__):
+        return raised
+    return exc
 
 
 class ReliableTask(Task):  # type: ignore[misc]
@@ -27,6 +60,18 @@ class ReliableTask(Task):  # type: ignore[misc]
         if self.acks_late:
             finishing.hold()
         return result
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                   einfo: Any) -> None:
+        """Record the error as raised on what goes back to the worker (see :data:`RAISED`).
+        Celery calls this in the process that ran the task, while it handles the error,
+        with the stand-in it will send."""
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+        raised = _as_raised(exc)
+        exhausted = bool(getattr(raised, EXHAUSTED, False)) or \
+            isinstance(raised, MaxRetriesExceededError)
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(einfo, RAISED, (describe(raised), exhausted))
 
     def retry(self, args: Any = None, kwargs: Any = None, exc: BaseException | None = None,
               throw: bool = True, eta: Any = None, countdown: float | None = None,

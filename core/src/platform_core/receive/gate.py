@@ -32,7 +32,7 @@ from celery.worker.state import task_ready
 from kombu.messaging import Consumer
 
 from ..deadletter.letters import UNREADABLE, try_dead_letter, unreadable_problem
-from .protocol import Limits, body_problem, content_problem, envelope_problem
+from .protocol import Limits, message_problem
 
 logger = logging.getLogger("platform.receive")
 
@@ -60,21 +60,9 @@ def problem(message: Any, limits: Limits) -> str | None:
     """Why a kombu message is not a task message the worker can take, or None."""
     if message.content_type == UNREADABLE:
         return unreadable_problem(message)
-    found = envelope_problem(message.headers, message.properties, limits)
-    if found is not None:
-        return found
-    body = message.body
-    size = len(body) if isinstance(body, (bytes, str)) else 0
-    found = content_problem(message.content_type, message.content_encoding, size, limits)
-    if found is not None:
-        return found
-    try:
-        payload = message.decode()  # cached: Celery's request reads the same payload
-    except Exception as exc:  # noqa: BLE001 - any decode failure is the same problem
-        if isinstance(exc, RecursionError) or isinstance(exc.__context__, RecursionError):
-            return f"body nests lists and mappings deeper than {limits.depth} levels"
-        return f"body is not JSON in UTF-8 ({type(exc).__name__})"
-    return body_problem(payload, limits)
+    # decode() caches the payload: Celery's request reads the same one
+    return message_problem(message.headers, message.properties, message.content_type,
+                           message.content_encoding, message.body, message.decode, limits)
 
 
 def acknowledge(message: Any) -> None:

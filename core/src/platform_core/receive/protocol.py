@@ -21,7 +21,7 @@ arguments and header values may hold secrets.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, NotRequired, Required
@@ -153,20 +153,20 @@ _BODY_PARTS = ("args", "kwargs", "embed")
 
 
 def depth_over(value: Any, limit: int) -> bool:
-    """Whether lists and mappings in ``value`` nest deeper than ``limit`` (no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, Mapping):
-            children: Any = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
-        if level > limit:
+    """Whether lists and mappings in ``value`` nest deeper than ``limit`` (no recursion:
+    one level at a time)."""
+    level = [value] if isinstance(value, (dict, list, tuple)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
             return True
-        stack.extend((child, level + 1) for child in children
-                     if isinstance(child, (Mapping, list, tuple)))
+        below = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, (dict, list, tuple)):
+                    below.append(child)
+        level = below
     return False
 
 
@@ -265,6 +265,26 @@ def envelope_problem(headers: Any, properties: Any, limits: Limits) -> str | Non
     if depth_over(headers, limits.depth) or depth_over(properties, limits.depth):
         return f"headers or properties nest deeper than {limits.depth} levels"
     return headers_problem(headers) or properties_problem(properties)
+
+
+def message_problem(headers: Any, properties: Any, content_type: Any, content_encoding: Any,
+                    body: Any, decode: Callable[[], Any], limits: Limits) -> str | None:
+    """Why a message is not a task message a worker takes, or None. ``decode`` turns the
+    body into Python values (only called once the rest passed)."""
+    found = envelope_problem(headers, properties, limits)
+    if found is not None:
+        return found
+    size = len(body) if isinstance(body, (bytes, str)) else 0
+    found = content_problem(content_type, content_encoding, size, limits)
+    if found is not None:
+        return found
+    try:
+        payload = decode()
+    except Exception as exc:  # noqa: BLE001 - any decode failure is the same problem
+        if isinstance(exc, RecursionError) or isinstance(exc.__context__, RecursionError):
+            return f"body nests lists and mappings deeper than {limits.depth} levels"
+        return f"body is not JSON in UTF-8 ({type(exc).__name__})"
+    return body_problem(payload, limits)
 
 
 def _kind(value: Any, *, text: bool = False) -> str:

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Callable
 from queue import Empty
@@ -30,7 +27,6 @@ from typing import Any
 
 from celery.app.amqp import AMQP
 from kombu.connection import Connection
-from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, pyamqp, redis
 from kombu.transport.virtual import Message
 from kombu.utils.encoding import bytes_to_str
@@ -38,6 +34,7 @@ from kombu.utils.json import loads
 
 from ..deadletter.letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
 from .amqp_frames import GuardedPyAMQPSSLTransport, GuardedPyAMQPTransport
+from .filesystem import GuardedFilesystemTransport
 from .gate import COMPRESSED, TaskGate, limits_for
 
 
@@ -230,47 +227,6 @@ class GuardedRedisTransport(_DeliverGuard, redis.Transport):
 
 class GuardedSentinelTransport(_DeliverGuard, redis.SentinelTransport):
     Channel = GuardedSentinelChannel
-
-
-class GuardedFilesystemChannel(filesystem.Channel):
-    Message = GuardedMessage
-
-    def _get(self, queue: str, timeout: Any = None) -> Any:
-        """kombu's ``_get``, except that the file is read under a shared lock (the
-        writer holds an exclusive one while writing) and a file that is not a JSON
-        envelope is delivered as unreadable instead of raising."""
-        suffix = f"{queue}.msg"
-        for name in sorted(os.listdir(self.data_folder_in)):
-            if name.partition(".")[2] != suffix:
-                continue
-            folder = self.processed_folder if self.store_processed else tempfile.gettempdir()
-            try:
-                shutil.move(os.path.join(self.data_folder_in, name), folder)
-            except OSError:
-                continue  # another consumer took it
-            path = os.path.join(folder, name)
-            try:
-                with open(path, "rb") as fh:
-                    filesystem.lock(fh, filesystem.LOCK_SH)
-                    try:
-                        payload = fh.read()
-                    finally:
-                        filesystem.unlock(fh)
-                if not self.store_processed:
-                    os.remove(path)
-            except OSError as exc:
-                raise ChannelError(f"Cannot read file {path!r} from queue.") from exc
-            try:
-                parsed = loads(bytes_to_str(payload))
-            except ValueError as exc:
-                return unreadable(payload, queue, f"not a message envelope: {exc}")
-            problem = envelope_problem(parsed)
-            return parsed if problem is None else unreadable(payload, queue, problem)
-        raise Empty()
-
-
-class GuardedFilesystemTransport(_DeliverGuard, filesystem.Transport):
-    Channel = GuardedFilesystemChannel
 
 
 GUARDED: dict[type, type] = {
