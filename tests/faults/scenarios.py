@@ -261,9 +261,13 @@ def _garbage(queue: str) -> list[bytes]:
 
 
 class OwnedRedis:
-    """A redis-server of the scenario's own, append-only, that it can kill and restart."""
+    """A redis-server of the scenario's own, append-only, that it can kill and restart.
 
-    def __init__(self, root: Path, name: str = "redis") -> None:
+    ``durable=False`` keeps nothing on disk: for a load run that must measure the
+    workers, not the disk's fsync."""
+
+    def __init__(self, root: Path, name: str = "redis", durable: bool = True) -> None:
+        self.durable = durable
         self.dir = root / name
         self.dir.mkdir(parents=True, exist_ok=True)
         with socket.socket() as sock:
@@ -279,7 +283,8 @@ class OwnedRedis:
         binary = shutil.which("redis-server") or "redis-server"
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir)],
+             *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable
+               else ["--appendonly", "no"]), "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._answers, 20, "the scenario's redis-server")
 
