@@ -1,4 +1,4 @@
-"""Development sessions: nox -s tests | lint | typecheck | demo | bench."""
+"""Development sessions: nox -s tests | lint | typecheck | demo | bench | fuzz."""
 
 from __future__ import annotations
 
@@ -53,3 +53,15 @@ def bench(session: nox.Session) -> None:
     install(session, "test")
     session.run("python", "-m", "bench.throughput", *session.posargs)
     session.run("python", "-m", "bench.tracing_loss")
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The receive path on real workers: thousands of mutated messages per broker
+    (``python -m tests.receive``, which takes the posargs, e.g. ``-- --cases 5000 --seed 7``),
+    then the load run: 20,000 valid tasks with 1% poison on two workers, on Redis
+    (``python -m bench.poison``). Uses the test suite's Redis and RabbitMQ
+    (``PLATFORM_TEST_REDIS_URL``, ``PLATFORM_TEST_AMQP_URL``)."""
+    install(session, "test")
+    session.run("python", "-m", "tests.receive", *session.posargs)
+    session.run("python", "-m", "bench.poison")
