@@ -28,7 +28,10 @@ from tests.receive.mutants import MARK_HEADER, Mutant, build, plain
 from tests.support import PlatformEnv, PluginFactory, Process, wait_until
 
 BROKERS = ("redis", "amqp", "embedded")
-READY = ("SUCCESS", "FAILURE", "REVOKED")
+# A result without a recorded run counts only where Celery ends a run by the message's
+# own options: a revoke (expired), or the time limits it asked for. Any other FAILURE
+# without a run means Celery dropped the message, which the receive path must prevent.
+OWN_OUTCOMES = ("TimeLimitExceeded", "SoftTimeLimitExceeded", "WorkerLostError")
 SETTLE = 30.0  # seconds a batch may take after its canary is back
 
 PLUGIN = """
@@ -62,6 +65,7 @@ class Outcome:
     mutant: Mutant
     result: str = "dropped"  # ran | dead-lettered | expired | unsendable | dropped
     reason: str = ""
+    task: Any = None  # the task header as sent
 
 
 @dataclass
@@ -230,7 +234,9 @@ class Lab:
             mark = self.mark()
             envelope, data = build(self.captured, mutant, mark)
             items.append((mark, envelope, data))
-            report.outcomes.append(Outcome(mark, mutant))
+            headers = envelope.get("headers") if envelope else None
+            task = headers.get("task") if isinstance(headers, dict) else None
+            report.outcomes.append(Outcome(mark, mutant, task=task))
         unsendable = self.push(items)
         for outcome in report.outcomes:
             if outcome.mark in unsendable:
@@ -280,7 +286,10 @@ class Lab:
                         pending.pop(mark).result = "expired"
             for mark in list(pending):
                 with contextlib.suppress(Exception):
-                    if self.app.backend.get_task_meta(mark)["status"] in READY:
+                    # another task (a built-in) records no run: its failure is its run
+                    own = pending[mark].task == self.task
+                    meta = self.app.backend.get_task_meta(mark)
+                    if finished_as_asked(meta) or (not own and meta.get("status") == "FAILURE"):
                         pending.pop(mark).result = "ran"
             if pending:
                 self._match_unmarked(pending, unmarked)
@@ -297,6 +306,15 @@ class Lab:
             self._unmarked.add(entry.id)
             outcome = pending.pop(sorted(pending)[0])
             outcome.result, outcome.reason = "dead-lettered", f"(unmarked) {entry.reason}"
+
+
+def finished_as_asked(meta: dict[str, Any]) -> bool:
+    status = meta.get("status")
+    if status in ("SUCCESS", "REVOKED"):
+        return True
+    result = meta.get("result")
+    kind = result.get("exc_type") if isinstance(result, dict) else type(result).__name__
+    return status == "FAILURE" and kind in OWN_OUTCOMES
 
 
 def _set_reason(report: Report, mark: str, reason: str) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, NotRequired, Required
 
-from celery.utils.time import maybe_iso8601, maybe_make_aware
+from celery.utils.time import maybe_iso8601, maybe_make_aware, timezone
 from pydantic import (
     AfterValidator,
     ConfigDict,
@@ -58,13 +58,15 @@ class Limits:
 
 
 def _instant(value: str) -> str:
-    """Celery parses the value with ``maybe_iso8601`` and makes it aware; so do we."""
+    """Celery parses the value with ``maybe_iso8601``, makes it aware and turns it into a
+    timestamp of the system's time zone (for an ETA); so do we, so whatever passes here
+    Celery can schedule."""
     try:
         parsed = maybe_iso8601(value)
         if parsed is None:
             raise ValueError("empty")
         aware: datetime = maybe_make_aware(parsed)
-        aware.timestamp()
+        timezone.to_system(aware).timestamp()
     except (ValueError, TypeError, OverflowError, AttributeError):
         raise ValueError("an ISO 8601 date and time") from None
     return value
