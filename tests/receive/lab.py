@@ -323,6 +323,17 @@ def _set_reason(report: Report, mark: str, reason: str) -> None:
             outcome.reason = reason
 
 
+def amqp_values(headers: dict[str, Any]) -> Any:
+    """kombu's typed-JSON markers as the Python values AMQP tables carry natively (bytes,
+    datetime, Decimal); a marker kombu cannot read stays a plain mapping."""
+    from kombu.utils.json import loads
+
+    try:
+        return loads(json.dumps(headers))
+    except Exception:
+        return headers
+
+
 def to_amqp(envelope: dict[str, Any] | None, data: bytes) -> tuple[bytes, dict[str, Any]] | None:
     """The same message as an AMQP frame: body bytes and properties; None if AMQP cannot
     carry it (a queue item that is not an envelope, headers that are not a table)."""
@@ -342,7 +353,8 @@ def to_amqp(envelope: dict[str, Any] | None, data: bytes) -> tuple[bytes, dict[s
         raw = body.encode("utf-8", "surrogatepass")
     else:
         return None
-    props: dict[str, Any] = {"application_headers": plain(headers or {}), "delivery_mode": 2}
+    props: dict[str, Any] = {"application_headers": amqp_values(plain(headers or {})),
+                             "delivery_mode": 2}
     for source, target in (("content-type", "content_type"),
                            ("content-encoding", "content_encoding")):
         if envelope.get(source) is not None:

@@ -101,15 +101,26 @@ scalars = st.one_of(
                      "0001-01-01T00:00:00+14:00", "now", "00000000-0000-0000-0000-000000000000",
                      "\u0000", "\ud800x", "fuzz.record", "celery.chord_unlock"]),
 )
+# kombu's JSON reader turns {"__type__": ..., "__value__": ...} into Python values (bytes,
+# datetime, Decimal, UUID); a marker with a wrong value makes it raise inside the transport
+typed = st.fixed_dictionaries({
+    "__type__": st.sampled_from(["bytes", "uuid", "datetime", "date", "time", "decimal",
+                                 "set", "unknown"]),
+    "__value__": st.one_of(scalars, st.sampled_from(
+        ["eA==", "2020-01-01T00:00:00", "1.5", "12:00:00", "00000000-0000-0000-0000-0000000000"
+         "01"])),
+})
 json_values = st.recursive(
-    scalars,
+    st.one_of(scalars, typed),
     lambda inner: st.one_of(st.lists(inner, max_size=4),
                             st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=12,
 )
 nested = st.one_of(
     st.integers(min_value=1, max_value=120).map(Deep),
-    st.sampled_from([400, 990, 3000, 10_000]).map(Deep),
+    st.integers(min_value=180, max_value=220).map(Deep),  # around the envelope's limit
+    st.integers(min_value=900, max_value=1000).map(Deep),  # where kombu's own writers recurse
+    st.sampled_from([400, 3000, 10_000]).map(Deep),
 )
 values = st.one_of(json_values, json_values, json_values, nested)
 

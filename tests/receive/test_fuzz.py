@@ -76,3 +76,36 @@ def test_replaying_the_dead_letters_never_harms_the_worker(lab: Lab) -> None:
     for entry in replayed:  # the worker refused it again, or ran it
         ran = entry.task_id in lab.runs.read_text() if lab.runs.exists() else False
         assert entry.task_id in back or ran, entry.summary()
+
+
+def test_a_broadcast_kombu_cannot_read_stops_no_worker(lab: Lab) -> None:
+    """Remote control goes to every worker at once (a Redis PUBLISH, a RabbitMQ fanout):
+    one that cannot be read is dropped with a warning, and every worker keeps serving."""
+    exchange = lab.app.control.mailbox.exchange.name
+    garbage = [b'{"__type__": "bytes", "__value__": 1}', b"\x00\xff not json", b"[1, 2]",
+               b'{"body": {"__type__": "uuid", "__value__": "x"}}']
+    if lab.broker == "redis":
+        import redis
+
+        client = redis.Redis.from_url(lab.url or "")
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        for channel in (f"/{db}.{exchange}", exchange):
+            for item in garbage:
+                client.publish(channel, item)
+        client.close()
+    else:
+        from kombu import Exchange, Producer
+
+        with lab.app.connection_for_write() as conn:
+            producer = Producer(conn)
+            for item in garbage:
+                producer.publish(item, exchange=Exchange(exchange, type="fanout"),
+                                 routing_key="", content_type="application/json",
+                                 content_encoding="utf-8")
+    assert lab._canary(), lab.worker.output()[-3000:] if lab.worker else "no worker"
+    assert lab.alive()
+    replies = lab.app.control.ping(timeout=5)
+    assert replies, "the worker no longer answers remote control"
+    if lab.broker == "redis":  # kombu's reader raised, and the guard dropped it
+        assert lab.worker is not None
+        assert "Dropped a broadcast message that cannot be read" in lab.worker.output()

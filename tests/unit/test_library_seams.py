@@ -207,6 +207,7 @@ SEAMS: tuple[Seam, ...] = (
     Seam(KOMBU, f"{REDIS}._create_client", f"{RX}.transports", "method",
          ("self", "asynchronous")),
     Seam(KOMBU, f"{REDIS}._brpop_read", f"{RX}.transports", "method", ("self",)),
+    Seam(KOMBU, f"{REDIS}._receive_one", f"{RX}.transports", "method", ("self", "c")),
     Seam(KOMBU, f"{REDIS}._in_poll", f"{RX}.transports", "attribute"),
     Seam(KOMBU, f"{REDIS}._get", f"{RX}.transports", "method", ("self", "queue")),
     Seam(KOMBU, f"{REDIS}.close", f"{RX}.transports", "text",

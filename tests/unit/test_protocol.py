@@ -78,7 +78,8 @@ def test_each_header_is_checked_by_type(real: tuple[dict[str, Any], dict[str, An
     (b"[[], {}, \"x\"]", "body embed should be a mapping"),
     (b"[[], {}]", "body embed is missing"),
     (b"42", "body should be [args, kwargs, embed], not a number"),
-    (b"[[], {}, {\"id\": \"x\"}]", "body embed.id is not a key Celery's protocol defines here"),
+    (b"[[], {}, {\"password=hunter2\": \"x\"}]",
+     "body embed has a key Celery's protocol does not define here"),
     (b"[[], {}, {\"chord\": {\"args\": []}}]", "body embed.chord.task is missing"),
     (b"[[], {}, {\"callbacks\": [{\"task\": 5}]}]", "body embed.callbacks[0].task should be text"),
     (b"\xff\xfe", "body is not JSON in UTF-8"),
@@ -101,8 +102,38 @@ def test_content_type_encoding_size_and_protocol_one(
     big = json.dumps([[], {"blob": "x" * LIMITS.body_bytes}, {}]).encode()
     assert "over the 16,777,216 a worker accepts" in str(problem(headers, properties, big))
     assert "protocol 1" in str(problem({}, properties, body))
-    assert problem(headers, {**properties, "priority": 256}, body) == \
-        "property priority should be less than or equal to 255"
+    assert problem(headers, {**properties, "priority": -1}, body) == \
+        "property priority should be greater than or equal to 0"
+    assert "content type should be application/json" in str(
+        problem(headers, properties, body, content_type="application/x-hunter2"))
+    assert "hunter2" not in str(problem(headers, properties, body,
+                                        content_type="application/x-hunter2"))
+
+
+def test_what_celery_accepts_the_model_accepts(
+        real: tuple[dict[str, Any], dict[str, Any], bytes]) -> None:
+    headers, properties, body = real
+    long_id = "job:" + "x" * 300  # Celery sets no length on ids; children inherit root ids
+    assert problem({**headers, "id": long_id, "root_id": long_id, "shadow": long_id},
+                   {**properties, "correlation_id": long_id, "priority": 300}, body) is None
+    assert problem({**headers, "argsrepr": "x" * 100_000}, properties, body) is None
+
+
+@pytest.mark.parametrize("value", [[10**400, None], [None, 10**400]])
+def test_an_integer_past_any_float_is_refused_not_raised(
+        real: tuple[dict[str, Any], dict[str, Any], bytes], value: Any) -> None:
+    headers, properties, body = real
+    assert "header timelimit" in str(problem({**headers, "timelimit": value}, properties, body))
+    assert "header countdown" in str(problem({**headers, "countdown": 10**400}, properties,
+                                             body))
+
+
+@pytest.mark.parametrize("eta", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_an_eta_the_system_time_zone_cannot_hold_is_refused(
+        real: tuple[dict[str, Any], dict[str, Any], bytes], eta: str) -> None:
+    headers, properties, body = real
+    assert problem({**headers, "eta": eta}, properties, body) == \
+        "header eta should be an ISO 8601 date and time"
 
 
 def test_depth_is_measured_without_recursion() -> None:

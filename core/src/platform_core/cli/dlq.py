@@ -130,10 +130,14 @@ def _refusal(entry: DeadLetter, queues: Any, limits: Any) -> str | None:
         return (f"its queue {entry.queue!r} is declared by no enabled plugin; enable the "
                 "plugin that declares it (PLATFORM_PLUGINS)")
     body = message.body_bytes
-    problem = message_problem(
-        message.headers, message.properties, message.content_type, message.content_encoding,
-        body, lambda: loads(body, message.content_type, message.content_encoding,
-                            accept={"application/json"}), limits)
+    try:
+        problem = message_problem(
+            message.headers, message.properties, message.content_type,
+            message.content_encoding, body,
+            lambda: loads(body, message.content_type, message.content_encoding,
+                          accept={"application/json"}), limits)
+    except Exception as exc:  # noqa: BLE001 - what cannot even be checked is refused
+        problem = f"it cannot be checked ({type(exc).__name__})"
     if problem is not None:
         return f"a worker would refuse it ({problem}); purge it instead"
     return None

@@ -20,8 +20,9 @@ from celery.exceptions import NotRegistered
 from celery.utils.collections import AttributeDict
 from celery.worker.consumer import Consumer
 
-from ..receive.gate import guard_requests
-from .letters import try_dead_letter, unreadable_problem
+from ..receive.gate import guard_requests, mark_handled
+from ..receive.protocol import kind
+from .letters import label, try_dead_letter, unreadable_problem
 
 logger = logging.getLogger("platform.deadletter")
 
@@ -37,6 +38,7 @@ class PlatformConsumer(Consumer):  # type: ignore[misc]
         """Store and acknowledge; on a store failure leave the message unacknowledged."""
         if try_dead_letter(self.app, message, reason) is None:
             return False
+        mark_handled(message)
         message.ack_log_error(logger, self.connection_errors)
         return True
 
@@ -54,6 +56,14 @@ class PlatformConsumer(Consumer):  # type: ignore[misc]
             task_id, name, root_id = payload.get("id"), payload.get("task"), None
         self._dead_letter(message, f"unknown task `{name}`: no plugin loaded by this worker "
                                    "provides it")
+        try:
+            self._report_unknown(message, task_id, name, root_id, exc)
+        except Exception as error:  # noqa: BLE001 - the dead letter is stored: report, go on
+            logger.warning("Task %s[%s] is dead-lettered, but recording its failure failed: "
+                           "%s", label(name), label(task_id), type(error).__name__)
+
+    def _report_unknown(self, message: Any, task_id: Any, name: Any, root_id: Any,
+                        exc: Exception) -> None:
         if task_id:
             request = AttributeDict(
                 name=name, chord=None, root_id=root_id, errbacks=None,
@@ -74,6 +84,7 @@ class PlatformConsumer(Consumer):  # type: ignore[misc]
         problem = unreadable_problem(message)
         if problem is None:
             # the exception's text may quote the body: name its type only
-            problem = (f"cannot decode the body (content type {message.content_type!r}): "
+            shown = kind(message.content_type, text=True)
+            problem = (f"cannot decode the body (content type {shown}): "
                        f"{type(exc).__module__}.{type(exc).__name__}")
         self._dead_letter(message, problem)

@@ -7,9 +7,12 @@ the task's arguments.
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from .. import stores
+from ..receive import jsontext
+from ..receive.protocol import depth_over
 from .entry import DeadLetter, short_reason
 from .message import StoredMessage
 
@@ -18,6 +21,18 @@ logger = logging.getLogger("platform.deadletter")
 UNREADABLE = "application/x-platform-unreadable"
 PROBLEM_HEADER = "x-platform-problem"
 QUEUE_HEADER = "x-platform-queue"
+# The worker's transports mark the unreadable envelopes they make with a token of this
+# process: a producer cannot forge one (and with it the reason, or the raw capture).
+MARK_HEADER = "x-platform-mark"
+MARK = secrets.token_hex(16)
+STORED_DEPTH = 100  # headers nested deeper are stored as text (see capture)
+LABEL_LIMIT = 255  # a SQL store's task and task-id columns
+
+
+def is_unreadable(message: Any) -> bool:
+    headers = message.headers
+    return message.content_type == UNREADABLE and isinstance(headers, dict) \
+        and headers.get(MARK_HEADER) == MARK
 
 
 def queue_of(app: Any, message: Any) -> str | None:
@@ -45,7 +60,7 @@ def _headers(message: Any) -> dict[str, Any]:
 
 def capture(app: Any, message: Any) -> tuple[StoredMessage, str | None]:
     """The message as stored, and the queue it came from."""
-    if message.content_type == UNREADABLE:
+    if is_unreadable(message):
         headers = _headers(message)
         queue = headers.get(QUEUE_HEADER) or queue_of(app, message)
         stored = StoredMessage.from_body(
@@ -54,11 +69,29 @@ def capture(app: Any, message: Any) -> tuple[StoredMessage, str | None]:
         )
         return stored, queue
     queue = queue_of(app, message)
+    if depth_over([message.headers, message.properties], STORED_DEPTH):
+        # too deep for the store's JSON writer: keep the whole message as text, inert
+        body = message.body
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        whole = {"headers": message.headers, "properties": message.properties, "body": text}
+        stored = StoredMessage.from_body(
+            jsontext.dumps(whole), queue=queue, exchange="", routing_key=queue or "",
+            content_type=None, content_encoding=None, raw=True,
+        )
+        return stored, queue
     return StoredMessage.from_kombu(message, queue), queue
 
 
+def label(value: Any) -> str | None:
+    """A task name or id as the store keeps it: text as sent, or None for anything else
+    (the reason says what was wrong; the value itself is in the stored message)."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value.replace("\x00", "\ufffd")[:LABEL_LIMIT]
+
+
 def unreadable_problem(message: Any) -> str | None:
-    if message.content_type != UNREADABLE:
+    if not is_unreadable(message):
         return None
     return str(_headers(message).get(PROBLEM_HEADER) or "not a message")
 
@@ -67,12 +100,10 @@ def dead_letter(app: Any, message: Any, reason: str, *, deliveries: int = 1) -> 
     """Store ``message`` with ``reason``; raises if the store cannot be written."""
     headers = _headers(message)
     stored, queue = capture(app, message)
-    task = headers.get("task")
-    task = str(task) if task is not None and not stored.raw else None
-    task_id = headers.get("id")
+    task = None if stored.raw else label(headers.get("task"))
     entry = DeadLetter(
         task=task,
-        task_id=str(task_id) if task_id is not None and not stored.raw else None,
+        task_id=None if stored.raw else label(headers.get("id")),
         plugin=plugin_of(app, task),
         queue=queue,
         reason=short_reason(reason),
@@ -95,7 +126,7 @@ def try_dead_letter(app: Any, message: Any, reason: str, *, deliveries: int = 1
         headers = _headers(message)
         logger.error(
             "Cannot write dead letter for task %s[%s] (%s); the message stays unacknowledged "
-            "and is delivered again later: %s: %s", headers.get("task", "-"),
-            headers.get("id", "-"), short_reason(reason), type(exc).__name__, exc,
+            "and is delivered again later: %s: %s", label(headers.get("task")) or "-",
+            label(headers.get("id")) or "-", short_reason(reason), type(exc).__name__, exc,
         )
         return None

@@ -22,7 +22,7 @@ from amqp.exceptions import UnexpectedFrame
 from amqp.method_framing import frame_handler
 from kombu.transport import pyamqp
 
-from ..deadletter.letters import PROBLEM_HEADER, UNREADABLE
+from ..deadletter.letters import MARK, MARK_HEADER, PROBLEM_HEADER, UNREADABLE
 
 CONTENT_HEADER = 2
 _HEAD = struct.Struct(">HHQ")  # class id, weight (0), body size
@@ -31,7 +31,7 @@ _HEAD = struct.Struct(">HHQ")  # class id, weight (0), body size
 def replacement_header(buf: bytes, problem: str) -> bytes:
     class_id, _, body_size = _HEAD.unpack_from(buf, 0)
     marker = Message(content_type=UNREADABLE, content_encoding="binary",
-                     application_headers={PROBLEM_HEADER: problem})
+                     application_headers={PROBLEM_HEADER: problem, MARK_HEADER: MARK})
     properties: bytes = marker._serialize_properties()
     return _HEAD.pack(class_id, 0, body_size) + properties
 

@@ -31,7 +31,7 @@ from typing import Any
 from celery.worker.state import task_ready
 from kombu.messaging import Consumer
 
-from ..deadletter.letters import UNREADABLE, try_dead_letter, unreadable_problem
+from ..deadletter.letters import is_unreadable, try_dead_letter, unreadable_problem
 from .protocol import Limits, message_problem
 
 logger = logging.getLogger("platform.receive")
@@ -58,7 +58,7 @@ def crash_reason(exc: BaseException) -> str:
 
 def problem(message: Any, limits: Limits) -> str | None:
     """Why a kombu message is not a task message the worker can take, or None."""
-    if message.content_type == UNREADABLE:
+    if is_unreadable(message):
         return unreadable_problem(message)
     # decode() caches the payload: Celery's request reads the same one
     return message_problem(message.headers, message.properties, message.content_type,
@@ -78,9 +78,22 @@ def acknowledge(message: Any) -> None:
                      type(exc).__name__, where(exc))
 
 
+HANDLED = "_platform_dead_lettered"
+
+
+def mark_handled(message: Any) -> None:
+    with contextlib.suppress(Exception):  # a message object that takes no attributes
+        setattr(message, HANDLED, True)
+
+
 def refuse(app: Any, message: Any, reason: str) -> None:
-    """Dead-letter and acknowledge; on a store failure leave it unacknowledged."""
+    """Dead-letter and acknowledge; on a store failure leave it unacknowledged. A message
+    already dead-lettered (and acknowledged) on the way is not stored twice."""
+    if getattr(message, HANDLED, False):
+        acknowledge(message)
+        return
     if try_dead_letter(app, message, reason) is not None:
+        mark_handled(message)
         acknowledge(message)
 
 

@@ -44,7 +44,7 @@ JSON_ENCODINGS = ("utf-8", "utf8")
 
 DEPTH = 100  # nesting of lists and mappings in headers and body; canvas nests a few per level
 BODY_FACTOR = 16  # a body may carry a canvas besides the arguments the producer capped
-TEXT = 65_536  # longest header text (names, ids, reprs)
+TEXT = 1_048_576  # longest header text (ids, reprs): Celery sets no limit of its own
 
 
 @dataclass(frozen=True)
@@ -75,15 +75,18 @@ def _instant(value: str) -> str:
 def _seconds(value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value < 0:
+    try:
+        seconds = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):  # not a number, or an integer past float
+        seconds = math.nan
+    if not isinstance(value, (int, float)) or not math.isfinite(seconds) or seconds < 0:
         raise ValueError("a number of seconds (finite, not negative) or null")
-    return float(value)
+    return seconds
 
 
 Text = Annotated[StrictStr, Field(max_length=TEXT)]
-Name = Annotated[StrictStr, Field(min_length=1, max_length=255)]
-TaskId = Annotated[StrictStr, Field(min_length=1, max_length=255)]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=TEXT)]
+TaskId = Annotated[StrictStr, Field(min_length=1, max_length=TEXT)]
 Instant = Annotated[StrictStr, AfterValidator(_instant)]
 Count = Annotated[StrictInt, Field(ge=0, le=2**31)]
 Seconds = Annotated[Any, AfterValidator(_seconds)]
@@ -120,7 +123,7 @@ class Properties(TypedDict, total=False):
 
     correlation_id: TaskId | None
     reply_to: Text | None
-    priority: Annotated[StrictInt, Field(ge=0, le=255)] | None
+    priority: Annotated[StrictInt, Field(ge=0)] | None  # kombu clamps it per transport
 
 
 class Signature(TypedDict, total=False):
@@ -185,7 +188,7 @@ def _where(part: str, loc: tuple[int | str, ...]) -> str:
 
 _PHRASES = {
     "missing": "is missing",
-    "extra_forbidden": "is not a key Celery's protocol defines here",
+    "extra_forbidden": "has a key Celery's protocol does not define here",
     "string_type": "should be text",
     "int_type": "should be an integer",
     "float_type": "should be a number",
@@ -206,7 +209,10 @@ def _explain(part: str, error: ValidationError) -> str:
             message = f"should be {message}"
         elif message[:1].isupper():
             message = message[0].lower() + message[1:]
-        issues.append(f"{_where(part, tuple(item['loc']))} {message}")
+        loc = tuple(item["loc"])
+        if item["type"] == "extra_forbidden":
+            loc = loc[:-1]  # the key came from the sender: do not quote it
+        issues.append(f"{_where(part, loc)} {message}")
         if len(issues) == 3:
             break
     more = error.error_count() - len(issues)
@@ -216,7 +222,7 @@ def _explain(part: str, error: ValidationError) -> str:
 
 def headers_problem(headers: Any) -> str | None:
     if not isinstance(headers, Mapping):
-        return f"headers should be a mapping, not {_kind(headers)}"
+        return f"headers should be a mapping, not {kind(headers)}"
     try:
         _HEADERS.validate_python(headers)
     except ValidationError as exc:
@@ -226,7 +232,7 @@ def headers_problem(headers: Any) -> str | None:
 
 def properties_problem(properties: Any) -> str | None:
     if not isinstance(properties, Mapping):
-        return f"properties should be a mapping, not {_kind(properties)}"
+        return f"properties should be a mapping, not {kind(properties)}"
     try:
         _PROPERTIES.validate_python(properties)
     except ValidationError as exc:
@@ -238,19 +244,22 @@ def content_problem(content_type: Any, content_encoding: Any, size: int,
                     limits: Limits) -> str | None:
     if not isinstance(content_type, str) or content_type.lower() not in JSON_TYPES:
         return ("content type should be application/json (the platform sends and accepts "
-                f"JSON only), not {_kind(content_type, text=True)}")
+                f"JSON only), not {kind(content_type, text=True)}")
     if not isinstance(content_encoding, str) or content_encoding.lower() not in JSON_ENCODINGS:
-        return f"content encoding should be utf-8, not {_kind(content_encoding, text=True)}"
+        return f"content encoding should be utf-8, not {kind(content_encoding, text=True)}"
     if size > limits.body_bytes:
         return (f"body is {size:,} bytes, over the {limits.body_bytes:,} a worker accepts "
                 f"({BODY_FACTOR} × max_payload_bytes)")
     return None
 
 
-def body_problem(body: Any, limits: Limits) -> str | None:
+def body_problem(body: Any, limits: Limits, raw: Any = None) -> str | None:
+    """``raw``, the body's JSON text, lets a body with fewer brackets than the depth limit
+    skip the walk (most bodies; the walk costs as much as decoding a large one)."""
     if not isinstance(body, (list, tuple)):
-        return f"body should be [args, kwargs, embed], not {_kind(body)}"
-    if depth_over(body, limits.depth):
+        return f"body should be [args, kwargs, embed], not {kind(body)}"
+    few = isinstance(raw, (bytes, str)) and _brackets(raw) <= limits.depth
+    if not few and depth_over(body, limits.depth):
         return f"body nests lists and mappings deeper than {limits.depth} levels"
     try:
         _BODY.validate_python(body)
@@ -286,15 +295,27 @@ def message_problem(headers: Any, properties: Any, content_type: Any, content_en
         if isinstance(exc, RecursionError) or isinstance(exc.__context__, RecursionError):
             return f"body nests lists and mappings deeper than {limits.depth} levels"
         return f"body is not JSON in UTF-8 ({type(exc).__name__})"
-    return body_problem(payload, limits)
+    return body_problem(payload, limits, body)
 
 
-def _kind(value: Any, *, text: bool = False) -> str:
-    """Describe a value by its type only (a short text when ``text`` and it is one)."""
+def _brackets(raw: bytes | str) -> int:
+    if isinstance(raw, bytes):
+        return raw.count(b"[") + raw.count(b"{")
+    return raw.count("[") + raw.count("{")
+
+
+KNOWN_CONTENT = ("application/json", "application/x-python-serialize", "application/x-yaml",
+                 "application/x-msgpack", "application/data", "text/plain", "binary", "utf-8",
+                 "utf8", "ascii", "latin-1", "")
+
+
+def kind(value: Any, *, text: bool = False) -> str:
+    """Describe a value by its type only (a well-known content type or encoding by
+    name when ``text``)."""
     if value is None:
         return "null"
-    if text and isinstance(value, str) and len(value) <= 64 and value.isprintable():
-        return repr(value)
+    if text and isinstance(value, str):
+        return repr(value) if value.lower() in KNOWN_CONTENT else "another one"
     return {dict: "a mapping", list: "a list", tuple: "a list", str: "text", bool: "a boolean",
             int: "a number", float: "a number", bytes: "bytes"}.get(type(value),
                                                                      type(value).__name__)

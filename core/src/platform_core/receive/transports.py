@@ -19,7 +19,7 @@ and every other transport are unchanged.
 from __future__ import annotations
 
 import base64
-import json
+import logging
 import uuid
 from collections.abc import Callable
 from queue import Empty
@@ -32,10 +32,12 @@ from kombu.transport.virtual import Message
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
-from ..deadletter.letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
+from ..deadletter.letters import MARK, MARK_HEADER, PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
+from . import jsontext
 from .amqp_frames import GuardedPyAMQPSSLTransport, GuardedPyAMQPTransport
 from .filesystem import GuardedFilesystemTransport
-from .gate import COMPRESSED, TaskGate, limits_for
+from .gate import COMPRESSED, TaskGate, limits_for, where
+from .protocol import depth_over
 
 
 def unreadable(raw: Any, queue: str | None, problem: str) -> dict[str, Any]:
@@ -45,15 +47,12 @@ def unreadable(raw: Any, queue: str | None, problem: str) -> dict[str, Any]:
     elif isinstance(raw, str):
         data = raw.encode("utf-8", "surrogateescape")
     else:
-        try:
-            data = json.dumps(raw, default=str).encode("utf-8")
-        except (ValueError, TypeError, RecursionError):
-            data = f"(a JSON {type(raw).__name__} that cannot be written back)".encode()
+        data = jsontext.dumps(raw).encode("utf-8", "surrogateescape")
     return {
         "body": base64.b64encode(data).decode("ascii"),
         "content-type": UNREADABLE,
         "content-encoding": "binary",
-        "headers": {PROBLEM_HEADER: problem, QUEUE_HEADER: queue},
+        "headers": {PROBLEM_HEADER: problem, QUEUE_HEADER: queue, MARK_HEADER: MARK},
         "properties": {
             "body_encoding": "base64",
             "delivery_tag": str(uuid.uuid4()),
@@ -89,6 +88,13 @@ def envelope_problem(payload: Any) -> str | None:
         return "not a message envelope: the body is not text"
     if properties.get("body_encoding") not in (None, "base64"):
         return "not a message envelope: body_encoding is not base64"
+    priority = properties.get("priority")
+    if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
+        return "not a message envelope: priority is not an integer"
+    if depth_over(payload, ENVELOPE_DEPTH):
+        # kombu writes the envelope back (unacknowledged-message bookkeeping, restore)
+        # by recursion: keep it well below where that would give up
+        return f"not a message envelope: nested deeper than {ENVELOPE_DEPTH} levels"
     return None
 
 
@@ -101,7 +107,7 @@ def retag(payload: dict[str, Any]) -> str:
 def _decodes(item: Any) -> bool:
     try:
         loads(bytes_to_str(item))
-    except (ValueError, RecursionError):
+    except Exception:  # noqa: BLE001 - kombu's reader raises all kinds (typed-JSON markers)
         return False
     return True
 
@@ -110,6 +116,16 @@ def _parse_problem(exc: Exception) -> str:
     if isinstance(exc, RecursionError):
         return "not a message envelope: JSON nested too deep to read"
     return f"not a message envelope: {type(exc).__name__} while reading it as JSON"
+
+
+def _parse_failure(channel: Any, exc: Exception) -> bool:
+    """Whether ``exc`` came from reading a queue item (not from the connection)."""
+    return not isinstance(exc, channel.connection.connection_errors)
+
+
+logger = logging.getLogger("platform.receive")
+
+ENVELOPE_DEPTH = 200
 
 
 class GuardedMessage(Message):
@@ -169,9 +185,9 @@ class _RedisChannelGuard:
         self._brpopped = None
         try:
             return super()._brpop_read(**options)  # type: ignore[misc]
-        except (ValueError, RecursionError) as exc:
+        except Exception as exc:
             popped, self._brpopped = self._brpopped, None
-            if not popped or _decodes(popped[1]):
+            if not _parse_failure(self, exc) or not popped or _decodes(popped[1]):
                 raise
             key = bytes_to_str(popped[0])
             prefix = getattr(self, "global_keyprefix", "") or ""
@@ -181,6 +197,21 @@ class _RedisChannelGuard:
             problem = _parse_problem(exc)
             self.connection._deliver(unreadable(popped[1], queue, problem), queue)  # type: ignore[attr-defined]
             return True
+
+    def _receive_one(self, c: Any) -> Any:
+        """A broadcast (fanout: remote control, events) kombu cannot read is dropped with a
+        warning, as kombu itself drops some, instead of stopping every worker subscribed
+        (kombu's reader raises more than the errors it catches)."""
+        try:
+            return super()._receive_one(c)  # type: ignore[misc]
+        except Empty:
+            raise
+        except Exception as exc:
+            if not _parse_failure(self, exc):
+                raise
+            logger.warning("Dropped a broadcast message that cannot be read: %s at %s",
+                           type(exc).__name__, where(exc))
+            raise Empty() from None
 
     def close(self) -> None:
         """kombu's ``close``, which first reads the answer to an outstanding BRPOP. If
@@ -202,9 +233,9 @@ class _RedisChannelGuard:
         self._getting = True
         try:
             payload = super()._get(queue)  # type: ignore[misc]
-        except (ValueError, RecursionError) as exc:
+        except Exception as exc:
             item, self._rpopped = self._rpopped, None
-            if item is None or _decodes(item):
+            if not _parse_failure(self, exc) or item is None or _decodes(item):
                 raise
             return unreadable(item, queue, _parse_problem(exc))
         finally:
