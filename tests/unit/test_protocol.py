@@ -156,3 +156,17 @@ def test_a_reason_never_quotes_a_value(real: tuple[dict[str, Any], dict[str, Any
         assert found is None or SECRET not in found, found
         found = problem(headers, {**properties, field: candidate}, body)
         assert found is None or SECRET not in found, found
+
+
+def test_a_uuid_task_id_is_sent_as_text() -> None:
+    """kombu's JSON would carry a ``uuid.UUID`` id as a typed value the worker refuses."""
+    import uuid
+
+    from kombu import Connection
+
+    app = build().app
+    chosen = uuid.uuid4()
+    with Connection("memory://") as conn, conn.Producer() as producer:
+        result = app.tasks["admin.print_hello"].apply_async(task_id=chosen, producer=producer,
+                                                            connection=conn)
+    assert result.id == str(chosen)

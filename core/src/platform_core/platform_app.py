@@ -29,4 +29,7 @@ class PlatformCelery(Celery):  # type: ignore[misc]
             args, kwargs = self.canvas_routing(name, args, kwargs, options)
         if self.enqueue_checks is not None:
             args, kwargs = self.enqueue_checks(name, args, kwargs, options)
+        task_id = options.get("task_id")
+        if task_id is not None and not isinstance(task_id, str):
+            options["task_id"] = str(task_id)  # a UUID would reach the worker as no text
         return hold.send_task(self, super().send_task, name, args, kwargs, **options)

@@ -132,6 +132,8 @@ class GuardedMessage(Message):
     def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
         problem = envelope_problem(payload)
         if problem is None:
+            if payload.get("headers") is None:
+                payload["headers"] = {}  # kombu's restore of an unacknowledged one needs it
             try:
                 super().__init__(payload, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
                 self.delivery_tag = retag(payload)
