@@ -220,24 +220,23 @@ def _explain(part: str, error: ValidationError) -> str:
     return "; ".join(issues) + tail
 
 
-def headers_problem(headers: Any) -> str | None:
-    if not isinstance(headers, Mapping):
-        return f"headers should be a mapping, not {kind(headers)}"
+def _mapping_problem(value: Any, adapter: TypeAdapter[Any], part: str, plural: str
+                     ) -> str | None:
+    if not isinstance(value, Mapping):
+        return f"{plural} should be a mapping, not {kind(value)}"
     try:
-        _HEADERS.validate_python(headers)
+        adapter.validate_python(value)
     except ValidationError as exc:
-        return _explain("header", exc)
+        return _explain(part, exc)
     return None
+
+
+def headers_problem(headers: Any) -> str | None:
+    return _mapping_problem(headers, _HEADERS, "header", "headers")
 
 
 def properties_problem(properties: Any) -> str | None:
-    if not isinstance(properties, Mapping):
-        return f"properties should be a mapping, not {kind(properties)}"
-    try:
-        _PROPERTIES.validate_python(properties)
-    except ValidationError as exc:
-        return _explain("property", exc)
-    return None
+    return _mapping_problem(properties, _PROPERTIES, "property", "properties")
 
 
 def content_problem(content_type: Any, content_encoding: Any, size: int,
