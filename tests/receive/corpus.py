@@ -54,7 +54,6 @@ POISON: list[tuple[str, Mutant]] = [
     ("routing_key a mapping", _edits(("info", "routing_key", {"a": 1}))),
     ("body_encoding unknown", _edits(("property", "body_encoding", "rot13"))),
     ("priority text", _edits(("property", "priority", "high"))),
-    ("priority 300", _edits(("property", "priority", 300))),
     ("correlation_id a mapping", _edits(("property", "correlation_id", {"a": 1}))),
     # kombu's typed-JSON markers it cannot read, anywhere in the envelope
     ("a header kombu reads as bytes of a number",
@@ -112,6 +111,8 @@ VALID: list[tuple[str, Mutant]] = [
     # the worker gives every message a delivery tag of its own, whatever the envelope says
     ("delivery_tag a mapping", _edits(("property", "delivery_tag", {"a": 1}))),
     ("delivery_tag a list", _edits(("property", "delivery_tag", [1]))),
+    # kombu clamps a priority to what each broker supports (Redis takes any integer)
+    ("priority 300", _edits(("property", "priority", 300))),
     # a body with no body_encoding is read as it is, as kombu does
     ("body plain JSON text without base64", _edits(("encoding", "json-text"))),
 ]
