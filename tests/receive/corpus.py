@@ -118,3 +118,7 @@ VALID: list[tuple[str, Mutant]] = [
 ]
 
 CORPUS: list[tuple[str, Mutant]] = POISON + VALID
+
+# Poison only where the envelope is JSON read by kombu (Redis, the embedded broker): on
+# RabbitMQ the same header is a plain table, which any task message may carry.
+JSON_ONLY = ("a header kombu reads as bytes of a number",)
