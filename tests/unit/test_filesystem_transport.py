@@ -184,3 +184,29 @@ def test_a_file_nested_too_deep_to_parse_is_unreadable(tmp_path: Path) -> None:
     assert message.headers[PROBLEM_HEADER] == \
         "not a message envelope: JSON nested too deep to read"
     assert message.body == deep
+
+
+def test_the_broker_view_never_opens_a_fifo_in_the_queue_folder(tmp_path: Path) -> None:
+    """``platform doctor`` reads message files to find a task: a FIFO named like one must
+    not block it (it is run in a thread here with a deadline, so a hang fails the test)."""
+    import threading
+
+    from kombu import Connection
+
+    from platform_core.brokerstate import BrokerView
+
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    os.mkfifo(folder / "0_fifo.q.msg")
+    (folder / "1_x.q.msg").write_text('{"headers": {"id": "t1", "task": "a.b"}}')
+    url_options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    found: list[object] = []
+    with Connection("filesystem://", transport_options=url_options) as conn:
+        view = BrokerView(conn)
+        thread = threading.Thread(target=lambda: found.append(view.find("t1", ["q"])),
+                                  daemon=True)
+        thread.start()
+        thread.join(20)
+        assert not thread.is_alive(), "reading the queue folder blocked on a FIFO"
+        view.close()
+    assert found and getattr(found[0], "task", None) == "a.b"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -219,8 +220,14 @@ class BrokerView:
 
 
 def _read(path: str) -> bytes:
+    """A message file's bytes; nothing for anything that is no regular file (a FIFO, a
+    socket, a link: never opened blocking) or that a consumer took meanwhile."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:  # taken by a consumer meanwhile
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
         return b""
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            return fh.read() if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        except OSError:
+            return b""
