@@ -66,6 +66,8 @@ POISON: list[tuple[str, Mutant]] = [
     ("priority infinite", _edits(("property", "priority", float("inf")))),
     ("a task name with a NUL, unknown", _edits(("header", "task", "no.such\x00task"))),
     ("a task name of 300 characters, unknown", _edits(("header", "task", "t" * 300))),
+    # no database takes a lone surrogate: the store refuses the entry, not the body alone
+    ("a task name with a lone surrogate", _edits(("header", "task", "\ud800bad"))),
     ("timelimit past any float", _edits(("header", "timelimit", [10**400, None]))),
     ("eta past the system time zone's range",
      _edits(("header", "eta", "9999-12-31T23:59:59-14:00"))),

@@ -54,8 +54,8 @@ class PlatformConsumer(Consumer):  # type: ignore[misc]
         except (KeyError, TypeError):  # protocol 1: the names are in the body
             payload = message.payload
             task_id, name, root_id = payload.get("id"), payload.get("task"), None
-        self._dead_letter(message, f"unknown task `{name}`: no plugin loaded by this worker "
-                                   "provides it")
+        self._dead_letter(message, f"unknown task `{label(name)}`: no plugin loaded by this "
+                                   "worker provides it")
         try:
             self._report_unknown(message, task_id, name, root_id, exc)
         except Exception as error:  # noqa: BLE001 - the dead letter is stored: report, go on

@@ -11,6 +11,7 @@ import secrets
 from typing import Any
 
 from .. import stores
+from ..errors import StoreError
 from ..receive import jsontext
 from ..receive.protocol import depth_over
 from .entry import DeadLetter, short_reason
@@ -58,14 +59,20 @@ def _headers(message: Any) -> dict[str, Any]:
     return headers if isinstance(headers, dict) else {}
 
 
-def capture(app: Any, message: Any) -> tuple[StoredMessage, str | None]:
-    """The message as stored, and the queue it came from."""
-    if is_unreadable(message):
+def capture(app: Any, message: Any, *, plain: bool = False) -> tuple[StoredMessage, str | None]:
+    """The message as stored, and the queue it came from. ``plain``: the body alone, raw
+    (for a message whose full capture the store refused)."""
+    if plain or message.content_type == UNREADABLE:
+        # also an unreadable envelope another worker process made (or one a producer
+        # forged): the bytes are kept raw; only this process's own mark is trusted
+        own = is_unreadable(message)
         headers = _headers(message)
-        queue = headers.get(QUEUE_HEADER) or queue_of(app, message)
+        queue = (headers.get(QUEUE_HEADER) if own else None) or queue_of(app, message)
+        body = message.body
         stored = StoredMessage.from_body(
-            message.body or b"", queue=queue, exchange="", routing_key=queue or "",
-            content_type=None, content_encoding=None, raw=True,
+            body if isinstance(body, (bytes, str)) else b"", queue=queue, exchange="",
+            routing_key=queue or "", content_type=None, content_encoding=None, raw=True,
+            headers={} if own or plain else jsonable(headers),
         )
         return stored, queue
     queue = queue_of(app, message)
@@ -83,11 +90,20 @@ def capture(app: Any, message: Any) -> tuple[StoredMessage, str | None]:
 
 
 def label(value: Any) -> str | None:
-    """A task name or id as the store keeps it: text as sent, or None for anything else
+    """A task name or id as the store keeps it: text as sent (NULs and lone surrogates,
+    which no database takes, replaced; cut to the SQL column), or None for anything else
     (the reason says what was wrong; the value itself is in the stored message)."""
     if not isinstance(value, str) or not value:
         return None
-    return value.replace("\x00", "\ufffd")[:LABEL_LIMIT]
+    text = value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return text[:LABEL_LIMIT]
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as the store's JSON writer takes it (no recursion)."""
+    import json
+
+    return json.loads(jsontext.dumps(value))
 
 
 def unreadable_problem(message: Any) -> str | None:
@@ -96,10 +112,11 @@ def unreadable_problem(message: Any) -> str | None:
     return str(_headers(message).get(PROBLEM_HEADER) or "not a message")
 
 
-def dead_letter(app: Any, message: Any, reason: str, *, deliveries: int = 1) -> DeadLetter:
+def dead_letter(app: Any, message: Any, reason: str, *, deliveries: int = 1,
+                plain: bool = False) -> DeadLetter:
     """Store ``message`` with ``reason``; raises if the store cannot be written."""
     headers = _headers(message)
-    stored, queue = capture(app, message)
+    stored, queue = capture(app, message, plain=plain)
     task = None if stored.raw else label(headers.get("task"))
     entry = DeadLetter(
         task=task,
@@ -122,11 +139,23 @@ def try_dead_letter(app: Any, message: Any, reason: str, *, deliveries: int = 1
     """:func:`dead_letter`, logging (without the body) instead of raising on store errors."""
     try:
         return dead_letter(app, message, reason, deliveries=deliveries)
-    except Exception as exc:  # noqa: BLE001 - any store failure is reported the same way
-        headers = _headers(message)
-        logger.error(
-            "Cannot write dead letter for task %s[%s] (%s); the message stays unacknowledged "
-            "and is delivered again later: %s: %s", label(headers.get("task")) or "-",
-            label(headers.get("id")) or "-", short_reason(reason), type(exc).__name__, exc,
-        )
-        return None
+    except Exception as first:  # noqa: BLE001 - the message, or the store: try it plain
+        try:
+            # what the store refused may be the message itself (a value no database
+            # takes): keep its body alone, raw, rather than never storing it
+            entry = dead_letter(app, message, reason, deliveries=deliveries, plain=True)
+        except Exception as exc:  # noqa: BLE001 - the store is down: report, leave it
+            headers = _headers(message)
+            # the platform's own store errors name the store and the fix, never a value;
+            # any other error's text might quote the message: its type only
+            said = f"{type(exc).__name__}: {exc}" if isinstance(exc, StoreError) \
+                else type(exc).__name__
+            logger.error(
+                "Cannot write dead letter for task %s[%s] (%s); the message stays "
+                "unacknowledged and is delivered again later: %s", label(headers.get("task"))
+                or "-", label(headers.get("id")) or "-", short_reason(reason), said,
+            )
+            return None
+        logger.warning("Dead letter %s keeps the body only: the store refused the whole "
+                       "message (%s)", entry.id, type(first).__name__)
+        return entry

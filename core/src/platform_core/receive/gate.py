@@ -31,7 +31,7 @@ from typing import Any
 from celery.worker.state import task_ready
 from kombu.messaging import Consumer
 
-from ..deadletter.letters import is_unreadable, try_dead_letter, unreadable_problem
+from ..deadletter.letters import UNREADABLE, is_unreadable, try_dead_letter, unreadable_problem
 from .protocol import Limits, message_problem
 
 logger = logging.getLogger("platform.receive")
@@ -58,8 +58,8 @@ def crash_reason(exc: BaseException) -> str:
 
 def problem(message: Any, limits: Limits) -> str | None:
     """Why a kombu message is not a task message the worker can take, or None."""
-    if is_unreadable(message):
-        return unreadable_problem(message)
+    if message.content_type == UNREADABLE:
+        return unreadable_problem(message) if is_unreadable(message) else FOREIGN
     # decode() caches the payload: Celery's request reads the same one
     return message_problem(message.headers, message.properties, message.content_type,
                            message.content_encoding, message.body, message.decode, limits)
@@ -97,6 +97,8 @@ def refuse(app: Any, message: Any, reason: str) -> None:
         acknowledge(message)
 
 
+FOREIGN = ("unreadable queue item, marked by another worker process (restored after it "
+           "stopped) or by a producer; its bytes are kept raw")
 COMPRESSED = "compressed message: the platform never compresses, and refuses to inflate"
 
 
