@@ -273,7 +273,14 @@ def apply(envelope: dict[str, Any], edit: tuple[Any, ...]) -> None:
     elif kind == "encoding" and isinstance(properties, dict):
         if edit[1] == "json-text":  # the body as plain text, no base64
             properties.pop("body_encoding", None)
-            envelope["body"] = base64.b64decode(envelope["body"]).decode()
+            try:
+                raw = base64.b64decode(envelope["body"])
+            except (ValueError, TypeError):  # an earlier edit put text that is no base64
+                return
+            try:
+                envelope["body"] = raw.decode()
+            except UnicodeDecodeError:  # an earlier edit put bytes there: keep them as text
+                envelope["body"] = raw.decode("latin-1")
         elif edit[1] == "drop-base64":
             properties.pop("body_encoding", None)
         else:  # kombu's typed JSON in the body: a datetime, a decimal, bytes
