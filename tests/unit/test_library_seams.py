@@ -194,7 +194,7 @@ SEAMS: tuple[Seam, ...] = (
     Seam(CELERY, "celery.concurrency.base.logger.name", "platform_core.log_privacy", "value",
          "celery.pool", mention='"celery.pool"'),
     # --- kombu: transports that hand unreadable items to the consumer ----------------------
-    Seam(KOMBU, "kombu.transport.virtual.Message.__init__", f"{RX}.transports", "method",
+    Seam(KOMBU, "kombu.transport.virtual.Message.__init__", f"{RX}.envelope", "method",
          ("self", "payload", "channel")),
     Seam(KOMBU, "kombu.transport.virtual.Message._raw", "platform_core.deadletter.redelivery",
          "instance attribute"),

@@ -6,6 +6,7 @@ the task's arguments.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from typing import Any
@@ -101,8 +102,6 @@ def label(value: Any) -> str | None:
 
 def jsonable(value: Any) -> Any:
     """``value`` as the store's JSON writer takes it (no recursion)."""
-    import json
-
     return json.loads(jsontext.dumps(value))
 
 

@@ -17,10 +17,8 @@ raises and stops the worker, and a FIFO blocks it for good. Here:
 
 The worker connects through
 :class:`~platform_core.receive.transports.GuardedConnection`, which picks
-:class:`GuardedFilesystemTransport` for ``filesystem://`` URLs. That module imports
-this one for its transport map, so the guards this one uses from it (the message class,
-the unreadable envelope) are imported when a channel is made or read, not at import
-time: either module can be imported first.
+:class:`GuardedFilesystemTransport` for ``filesystem://`` URLs; the envelope checks and
+the message class are :mod:`.envelope`'s, shared with the Redis transport.
 """
 
 from __future__ import annotations
@@ -41,6 +39,8 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
+
+from .envelope import GuardedMessage, checked, envelope_problem, parse_problem, unreadable
 
 logger = logging.getLogger("platform.receive")
 
@@ -114,8 +114,6 @@ def _read_all(fd: int) -> bytes:
 
 class GuardedFilesystemChannel(filesystem.Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from .transports import GuardedMessage
-
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self.Message = GuardedMessage
         #: Names that could not be moved aside: skipped, reported once.
@@ -147,8 +145,6 @@ class GuardedFilesystemChannel(filesystem.Channel):
         """The oldest message file of ``queue``, taken and parsed; a file that is not a
         JSON envelope comes back as unreadable instead of raising. (Only this delivers
         the transport's messages, so the transport needs no delivery guard.)"""
-        from .transports import _parse_problem, envelope_problem, unreadable
-
         suffix = f"{queue}.msg"
         for name in sorted(os.listdir(self.data_folder_in)):
             if name.partition(".")[2] != suffix or name in self._stuck:
@@ -160,9 +156,9 @@ class GuardedFilesystemChannel(filesystem.Channel):
                 parsed = loads(bytes_to_str(payload))
             except Exception as exc:  # noqa: BLE001 - kombu's reader raises all kinds
                 # the parser's text may quote the file: name the error's type only
-                return unreadable(payload, queue, _parse_problem(exc))
+                return unreadable(payload, queue, parse_problem(exc))
             problem = envelope_problem(parsed)
-            return parsed if problem is None else unreadable(payload, queue, problem)
+            return checked(parsed) if problem is None else unreadable(payload, queue, problem)
         raise Empty()
 
     def _take(self, queue: str, name: str) -> bytes | None:

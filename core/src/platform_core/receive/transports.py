@@ -18,9 +18,7 @@ and every other transport are unchanged.
 
 from __future__ import annotations
 
-import base64
 import logging
-import uuid
 from collections.abc import Callable
 from queue import Empty
 from typing import Any
@@ -28,80 +26,21 @@ from typing import Any
 from celery.app.amqp import AMQP
 from kombu.connection import Connection
 from kombu.transport import filesystem, pyamqp, redis
-from kombu.transport.virtual import Message
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
-from ..deadletter.letters import MARK, MARK_HEADER, PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
-from . import jsontext
 from .amqp_frames import GuardedPyAMQPSSLTransport, GuardedPyAMQPTransport
+from .envelope import (
+    GuardedMessage,
+    checked,
+    envelope_problem,
+    parse_problem,
+    unreadable,
+)
 from .filesystem import GuardedFilesystemTransport
-from .gate import COMPRESSED, TaskGate, limits_for, where
-from .protocol import depth_over
+from .gate import TaskGate, limits_for, where
 
-
-def unreadable(raw: Any, queue: str | None, problem: str) -> dict[str, Any]:
-    """A valid envelope around ``raw`` (bytes, text, or JSON that is no envelope)."""
-    if isinstance(raw, (bytes, bytearray)):
-        data = bytes(raw)
-    elif isinstance(raw, str):
-        data = raw.encode("utf-8", "surrogateescape")
-    else:
-        data = jsontext.dumps(raw).encode("utf-8", "surrogateescape")
-    return {
-        "body": base64.b64encode(data).decode("ascii"),
-        "content-type": UNREADABLE,
-        "content-encoding": "binary",
-        "headers": {PROBLEM_HEADER: problem, QUEUE_HEADER: queue, MARK_HEADER: MARK},
-        "properties": {
-            "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
-            "delivery_mode": 2,
-            "priority": 0,
-            "delivery_info": {"exchange": "", "routing_key": queue or ""},
-        },
-    }
-
-
-def envelope_problem(payload: Any) -> str | None:
-    """What keeps ``payload`` from being a kombu envelope kombu can handle, or None.
-
-    The delivery tag is not checked: the worker assigns its own (:func:`retag`).
-    """
-    if not isinstance(payload, dict):
-        return f"not a message envelope: a JSON {type(payload).__name__}"
-    properties = payload.get("properties")
-    if not isinstance(properties, dict):
-        return "not a message envelope: no properties"
-    info = properties.get("delivery_info")
-    if not isinstance(info, dict) or not isinstance(info.get("exchange"), str) \
-            or not isinstance(info.get("routing_key"), str):
-        return "not a message envelope: no delivery info with an exchange and a routing key"
-    if not isinstance(payload.get("headers") or {}, dict):
-        return "not a message envelope: headers are not a mapping"
-    if (payload.get("headers") or {}).get("compression") is not None:
-        return COMPRESSED
-    for key in ("content-type", "content-encoding"):
-        if not isinstance(payload.get(key), (str, type(None))):
-            return f"not a message envelope: {key} is not text"
-    if not isinstance(payload.get("body"), (str, type(None))):
-        return "not a message envelope: the body is not text"
-    if properties.get("body_encoding") not in (None, "base64"):
-        return "not a message envelope: body_encoding is not base64"
-    priority = properties.get("priority")
-    if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
-        return "not a message envelope: priority is not an integer"
-    if depth_over(payload, ENVELOPE_DEPTH):
-        # kombu writes the envelope back (unacknowledged-message bookkeeping, restore)
-        # by recursion: keep it well below where that would give up
-        return f"not a message envelope: nested deeper than {ENVELOPE_DEPTH} levels"
-    return None
-
-
-def retag(payload: dict[str, Any]) -> str:
-    """Give the envelope a delivery tag of this worker's own (kept if it is restored)."""
-    tag = payload["properties"]["delivery_tag"] = uuid.uuid4().hex
-    return tag
+logger = logging.getLogger("platform.receive")
 
 
 def _decodes(item: Any) -> bool:
@@ -112,47 +51,15 @@ def _decodes(item: Any) -> bool:
     return True
 
 
-def _parse_problem(exc: Exception) -> str:
-    if isinstance(exc, RecursionError):
-        return "not a message envelope: JSON nested too deep to read"
-    return f"not a message envelope: {type(exc).__name__} while reading it as JSON"
-
-
 def _parse_failure(channel: Any, exc: Exception) -> bool:
     """Whether ``exc`` came from reading a queue item (not from the connection)."""
     return not isinstance(exc, channel.connection.connection_errors)
 
 
-logger = logging.getLogger("platform.receive")
-
-ENVELOPE_DEPTH = 200
-
-
-class GuardedMessage(Message):
-    def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
-        problem = envelope_problem(payload)
-        if problem is None:
-            if payload.get("headers") is None:
-                payload["headers"] = {}  # kombu's restore of an unacknowledged one needs it
-            try:
-                super().__init__(payload, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
-                self.delivery_tag = retag(payload)
-                return
-            except Exception as exc:  # noqa: BLE001 - whatever kombu trips on, keep the bytes
-                kind = type(exc)
-                problem = f"cannot decode the message body ({kind.__module__}.{kind.__name__})"
-                queue = payload["properties"]["delivery_info"]["routing_key"] or None
-        else:
-            queue = None
-        envelope = unreadable(payload, queue, problem)
-        super().__init__(envelope, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
-
-
 class _DeliverGuard:
     def _deliver(self, message: Any, queue: str) -> Any:
         problem = envelope_problem(message)
-        if problem is not None:
-            message = unreadable(message, queue, problem)
+        message = checked(message) if problem is None else unreadable(message, queue, problem)
         return super()._deliver(message, queue)  # type: ignore[misc]
 
 
@@ -196,7 +103,7 @@ class _RedisChannelGuard:
             if prefix and key.startswith(prefix):
                 key = key[len(prefix):]
             queue = key.rsplit(self.sep, 1)[0]  # type: ignore[attr-defined]
-            problem = _parse_problem(exc)
+            problem = parse_problem(exc)
             self.connection._deliver(unreadable(popped[1], queue, problem), queue)  # type: ignore[attr-defined]
             return True
 
@@ -239,11 +146,11 @@ class _RedisChannelGuard:
             item, self._rpopped = self._rpopped, None
             if not _parse_failure(self, exc) or item is None or _decodes(item):
                 raise
-            return unreadable(item, queue, _parse_problem(exc))
+            return unreadable(item, queue, parse_problem(exc))
         finally:
             self._getting = False
         problem = envelope_problem(payload)
-        return payload if problem is None else unreadable(payload, queue, problem)
+        return checked(payload) if problem is None else unreadable(payload, queue, problem)
 
 
 class GuardedRedisChannel(_RedisChannelGuard, redis.Channel):
