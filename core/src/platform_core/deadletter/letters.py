@@ -70,24 +70,24 @@ def capture(app: Any, message: Any, *, plain: bool = False) -> tuple[StoredMessa
         headers = _headers(message)
         queue = (headers.get(QUEUE_HEADER) if own else None) or queue_of(app, message)
         body = message.body
-        stored = StoredMessage.from_body(
-            body if isinstance(body, (bytes, str)) else b"", queue=queue, exchange="",
-            routing_key=queue or "", content_type=None, content_encoding=None, raw=True,
-            headers={} if own or plain else jsonable(headers),
-        )
-        return stored, queue
+        return _raw(body if isinstance(body, (bytes, str)) else b"", queue,
+                    headers={} if own or plain else jsonable(headers)), queue
     queue = queue_of(app, message)
     if depth_over([message.headers, message.properties], STORED_DEPTH):
         # too deep for the store's JSON writer: keep the whole message as text, inert
         body = message.body
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
         whole = {"headers": message.headers, "properties": message.properties, "body": text}
-        stored = StoredMessage.from_body(
-            jsontext.dumps(whole), queue=queue, exchange="", routing_key=queue or "",
-            content_type=None, content_encoding=None, raw=True,
-        )
-        return stored, queue
+        return _raw(jsontext.dumps(whole), queue), queue
     return StoredMessage.from_kombu(message, queue), queue
+
+
+def _raw(data: bytes | str, queue: str | None, headers: dict[str, Any] | None = None
+         ) -> StoredMessage:
+    """Bytes kept for inspection that cannot be published again."""
+    return StoredMessage.from_body(data, queue=queue, exchange="", routing_key=queue or "",
+                                   content_type=None, content_encoding=None, raw=True,
+                                   headers=headers or {})
 
 
 def label(value: Any) -> str | None:
