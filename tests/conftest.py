@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from platform_core import discovery, host
+from platform_core import host
+from platform_core.loading import discovery
 from tests.support import PlatformEnv, PluginFactory, redis_db_url
 
 REDIS_URL = os.environ.get("PLATFORM_TEST_REDIS_URL", "redis://127.0.0.1:6379")

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from platform_core import discovery
 from platform_core.host import Host, build
+from platform_core.loading import discovery
 
 READY_TIMEOUT = 60.0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from platform_core import beatlock
+from platform_core.beat import locks as beatlock
 from tests.support import PlatformEnv, Process, wait_until
 
 TICKER = '''

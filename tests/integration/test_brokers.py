@@ -22,7 +22,7 @@ from urllib.parse import quote
 import pytest
 from kombu import Connection
 
-from platform_core import beatlock
+from platform_core.beat import locks as beatlock
 from tests.support import PlatformEnv, output_of, wait_until
 
 PROBE = '''

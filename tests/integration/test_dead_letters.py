@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from platform_core import stores
-from platform_core.deadletter.entry import DeadLetter
 from platform_core.host import Host
+from platform_core.stores.records import DeadLetter
 from tests.integration.reliability_plugin import SOURCE
 from tests.support import PlatformEnv, Process, output_of, wait_until
 

@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from platform_core.deadletter.entry import DeadLetter
-from platform_core.deadletter.message import StoredMessage
 from platform_core.errors import StoreError
 from platform_core.stores.base import Delayed
+from platform_core.stores.records import DeadLetter, StoredMessage
 from platform_core.stores.sql_store import SqlStore
 from tests.integration.reliability_plugin import SOURCE
 from tests.support import PlatformEnv, wait_until

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from platform_core import stores
-from platform_core.deadletter.entry import DeadLetter
+from platform_core.stores.records import DeadLetter
 from tests.support import PlatformEnv, wait_until
 
 SECRET = "secret-ARG-5150"

@@ -53,7 +53,7 @@ def test_replaying_the_dead_letters_never_harms_the_worker(lab: Lab) -> None:
     publish the rest; a published one that fails again is a dead letter again."""
     from platform_core import stores
     from platform_core.cli.dlq import _refusal
-    from platform_core.receive.gate import limits_for
+    from platform_core.worker.receive.gate import limits_for
 
     unknown = Mutant(edits=[("header", "task", f"{lab.name}.nosuch")])  # valid in form
     lab.run([mutant for _, mutant in CORPUS[:BATCH]] + [unknown])

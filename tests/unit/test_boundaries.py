@@ -14,7 +14,7 @@ import pytest
 import platform_sdk
 from platform_admin.tasks import print_hello
 from platform_core import host as host_module
-from platform_core.manager import HOOKS
+from platform_core.loading.hooks import HOOKS
 from platform_sdk import hookspecs, runtime, task
 from tests.support import PlatformEnv, output_of
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from celery import chain, chord, group
 
-from platform_core.appbuilder import host_queue
-from platform_core.canvas import CanvasRouting
+from platform_core.app.builder import host_queue
+from platform_core.app.canvas import CanvasRouting
 from platform_core.host import Host
 from platform_sdk.exceptions import InvalidTaskCall
 from tests.canvas_plugins import write_plugins

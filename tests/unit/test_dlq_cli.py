@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_core.deadletter.entry import DeadLetter
-from platform_core.deadletter.message import StoredMessage
+from platform_core.stores.records import DeadLetter, StoredMessage
 from platform_core.stores.sql_store import SqlStore
 from tests.support import PlatformEnv, output_of
 from tests.unit.test_cli import one_line_error

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from platform_core import diagnosis
+from platform_core.ops import diagnosis
 from tests.support import PlatformEnv, output_of
 
 

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from platform_core.deadletter.letters import PROBLEM_HEADER, QUEUE_HEADER, UNREADABLE
-from platform_core.receive.envelope import envelope_problem, unreadable
-from platform_core.receive.transports import (
+from platform_core.worker.receive.envelope import envelope_problem, unreadable
+from platform_core.worker.receive.transports import (
     GuardedConnection,
     GuardedFilesystemTransport,
     GuardedRedisTransport,

@@ -18,8 +18,8 @@ import pytest
 from kombu import Producer
 
 from platform_core.deadletter.letters import PROBLEM_HEADER, UNREADABLE
-from platform_core.receive.filesystem import PARTIAL
-from platform_core.receive.transports import GuardedConnection
+from platform_core.worker.receive.filesystem import PARTIAL
+from platform_core.worker.receive.transports import GuardedConnection
 from tests.queue_folder import odd_entries
 
 QUEUE = "jobs"
@@ -28,7 +28,7 @@ WRITES = 150
 WRITER = textwrap.dedent("""
     import sys
     from kombu import Producer
-    from platform_core.receive.transports import GuardedConnection
+    from platform_core.worker.receive.transports import GuardedConnection
 
     options = {"data_folder_in": sys.argv[1], "data_folder_out": sys.argv[1],
                "control_folder": sys.argv[2]}
@@ -193,7 +193,7 @@ def test_the_broker_view_never_opens_a_fifo_in_the_queue_folder(tmp_path: Path) 
 
     from kombu import Connection
 
-    from platform_core.brokerstate import BrokerView
+    from platform_core.ops.broker_view import BrokerView
 
     folder = tmp_path / "queue"
     folder.mkdir()

@@ -13,7 +13,7 @@ import textwrap
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
-    from platform_core import finishing
+    from platform_core.worker import finishing
 
     finishing._on_child_start()
     {body}
@@ -74,7 +74,7 @@ def test_outside_a_pool_child_nothing_is_deferred() -> None:
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent("""
             import os, signal
-            from platform_core import finishing
+            from platform_core.worker import finishing
             finishing.hold()
             os.kill(os.getpid(), signal.SIGTERM)
             print("not reached", flush=True)

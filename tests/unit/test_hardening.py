@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from platform_core import host as host_module
+from platform_core.app.tuning import effective
 from platform_core.errors import ConfigurationError
-from platform_core.tuning import effective
 from platform_sdk import BeatEntry, Crontab, runtime
 from tests.support import PlatformEnv, one_task_plugin, output_of
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from platform_core.delays.hold import due_time, horizon
+from platform_core.app.hold import due_time, horizon
 from platform_core.stores import open_store
 from tests.support import PlatformEnv
 

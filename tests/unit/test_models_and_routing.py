@@ -11,10 +11,10 @@ import pytest
 from celery.schedules import crontab
 from pydantic import ValidationError
 
-from platform_core.discovery import PluginInfo
+from platform_core.checks.routing import Router
 from platform_core.host import Host
-from platform_core.registry import Contribution
-from platform_core.routing import Router
+from platform_core.loading.discovery import PluginInfo
+from platform_core.loading.registry import Contribution
 from platform_sdk import BeatEntry, Crontab, Every, Queue, RetryPolicy, Route, WorkerHints
 from tests.support import PlatformEnv
 

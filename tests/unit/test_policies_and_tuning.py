@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from platform_core.app.tuning import DEFAULTS, effective
+from platform_core.checks.policies import BUILTIN
 from platform_core.errors import ConfigurationError
 from platform_core.host import Host
-from platform_core.policies import BUILTIN
-from platform_core.tuning import DEFAULTS, effective
 from tests.support import PlatformEnv, output_of
 
 NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror,

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from kombu.serialization import loads
 
 from platform_core.host import build
-from platform_core.receive.protocol import Limits, depth_over, message_problem
+from platform_core.stores.jsontext import depth_over
+from platform_core.worker.receive.protocol import Limits, message_problem
 from tests.receive.mutants import PROTOCOL_HEADERS, deep, json_values
 
 LIMITS = Limits.for_payload(1_048_576)

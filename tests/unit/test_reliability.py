@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from platform_core import reliability
+from platform_core.app import hardening as reliability
 from platform_core.errors import ConfigurationError
 from platform_core.settings import Settings
 from tests.support import PlatformEnv, one_task_plugin, output_of
@@ -86,7 +86,7 @@ def test_hardened_celery_settings_on_every_broker(platform_env: PlatformEnv) -> 
     assert conf.broker_connection_retry is True
     assert conf.broker_connection_retry_on_startup is True
     assert conf.broker_connection_max_retries is None
-    assert conf.beat_scheduler == "platform_core.scheduler:LockedScheduler"
+    assert conf.beat_scheduler == "platform_core.beat.scheduler:LockedScheduler"
     assert conf.worker_disable_prefetch is False  # only the Redis transport supports it
     assert conf.result_expires == 86400
     # the embedded broker's own folders survive the merge

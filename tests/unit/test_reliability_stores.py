@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from platform_core.deadletter.entry import DeadLetter
-from platform_core.deadletter.message import StoredMessage
 from platform_core.settings import Settings
 from platform_core.stores import locate
 from platform_core.stores.base import Delayed, Store
+from platform_core.stores.records import DeadLetter, StoredMessage
 from platform_core.stores.redis_store import RedisStore
 from platform_core.stores.sql_store import SqlStore
 

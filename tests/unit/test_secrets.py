@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from platform_core import log_privacy
-from platform_core.brokers import broker_config
+from platform_core.app.broker import broker_config
 from platform_core.errors import ConfigurationError, PlatformError
 from platform_core.redaction import SecretUrl, redact
 from platform_core.settings import Settings, load_settings
+from platform_core.telemetry import log_privacy
 from tests.support import PlatformEnv, output_of
 
 PASSWORD = "hunter2-Zq9"

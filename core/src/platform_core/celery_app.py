@@ -7,7 +7,7 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     if name in ("app", "celery"):
-        from .host import current
+        from platform_core.host import current
 
         return current().app
     raise AttributeError(name)

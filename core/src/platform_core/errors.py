@@ -14,7 +14,7 @@ class PlatformError(Exception):
     """
 
     def __init__(self, *args: object) -> None:
-        from .redaction import scrub
+        from platform_core.redaction import scrub
 
         super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
@@ -23,7 +23,7 @@ class ConfigurationError(PlatformError):
     """Start-up found problems; all of them are listed at once."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        from .redaction import scrub
+        from platform_core.redaction import scrub
 
         self.problems = [scrub(p) for p in problems]
         if len(self.problems) == 1:

@@ -12,18 +12,20 @@ from typing import Any
 from celery import Celery
 from pydantic import BaseModel, ValidationError
 
+from platform_core import telemetry
+from platform_core.app.builder import DEFAULT_QUEUE, build_app
+from platform_core.checks import arguments, namespaces, policies
+from platform_core.checks.routing import Router
+from platform_core.errors import ConfigurationError
+from platform_core.loading import discovery
+from platform_core.loading.hooks import collect, new_manager, register_plugins
+from platform_core.loading.problems import PluginProblem, blame, culprits, shared
+from platform_core.loading.registry import Registry, validate
+from platform_core.redaction import error_message
+from platform_core.settings import Settings, load_settings, plugin_env_prefix, plugin_values
+from platform_core.telemetry import log_privacy
 from platform_sdk import RetryPolicy, runtime
 from platform_sdk.exceptions import InvalidTaskCall
-
-from . import arguments, discovery, log_privacy, namespaces, policies, telemetry
-from .appbuilder import DEFAULT_QUEUE, build_app
-from .errors import ConfigurationError
-from .manager import collect, new_manager, register_plugins
-from .problems import PluginProblem, blame, culprits, shared
-from .redaction import error_message
-from .registry import Registry, validate
-from .routing import Router
-from .settings import Settings, load_settings, plugin_env_prefix, plugin_values
 
 IN_PROCESS = "registered in process"
 logger = logging.getLogger("platform")
@@ -119,7 +121,7 @@ def build(
 ) -> Host:
     """Load, validate and build. ``plugins`` narrows the configured allowlist.
 
-    A plugin that is broken by itself (see :mod:`platform_core.problems`) is left out
+    A plugin that is broken by itself (see :mod:`platform_core.loading.problems`) is left out
     and the others start, unless ``strict`` (default: the ``strict`` setting) or the
     plugin was named in ``plugins``: then, as for every other problem, start-up stops
     with :class:`ConfigurationError` listing all problems.

@@ -17,8 +17,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .errors import ConfigurationError
-from .redaction import SecretUrl, error_message, shown_input
+from platform_core.errors import ConfigurationError
+from platform_core.redaction import SecretUrl, error_message, shown_input
 
 CONFIG_ENV = "PLATFORM_CONFIG"
 DEFAULT_CONFIG_FILE = "platform.toml"

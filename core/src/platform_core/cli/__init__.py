@@ -1,5 +1,5 @@
 """The ``platform`` command. Importing it loads neither Celery nor plugin code."""
 
-from .main import cli, main
+from platform_core.cli.main import cli, main
 
 __all__ = ["cli", "main"]

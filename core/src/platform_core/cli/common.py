@@ -10,7 +10,7 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..host import Host
+    from platform_core.host import Host
 
 
 def split_names(value: str | None) -> list[str] | None:
@@ -21,7 +21,7 @@ def split_names(value: str | None) -> list[str] | None:
 
 def load_host(plugins: str | None = None, strict: bool | None = None) -> Host:
     """The host; ``strict=None`` leaves it to the ``strict`` setting."""
-    from ..host import current
+    from platform_core.host import current
 
     return current(plugins=split_names(plugins), strict=strict)
 

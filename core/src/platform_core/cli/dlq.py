@@ -7,19 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import PlatformError
-from .common import console, dumps, load_host
+from platform_core.cli.common import console, dumps, load_host
+from platform_core.errors import PlatformError
 
 if TYPE_CHECKING:
-    from ..deadletter.entry import DeadLetter
-    from ..host import Host
-    from ..stores.base import DeadLetterStore
+    from platform_core.host import Host
+    from platform_core.stores.base import DeadLetterStore
+    from platform_core.stores.records import DeadLetter
 
 SHORT_ID = 12
 
 
 def _open() -> tuple[Host, DeadLetterStore]:
-    from .. import stores
+    from platform_core import stores
 
     host = load_host()
     return host, stores.for_app(host.app).dead_letters
@@ -121,7 +121,7 @@ def _refusal(entry: DeadLetter, queues: Any, limits: Any) -> str | None:
     makes, so a replay never sends what a worker would refuse."""
     from kombu.serialization import loads
 
-    from ..receive.protocol import message_problem
+    from platform_core.worker.receive.protocol import message_problem
 
     message = entry.message
     if message.raw:
@@ -152,8 +152,8 @@ def replay(entry_id: str | None, every: bool) -> None:
     Each is checked as a worker checks a message first; an entry is removed only
     after its message was published. ``--all`` stops at the first entry it refuses.
     """
-    from ..brokers import check_broker
-    from ..receive.gate import limits_for
+    from platform_core.app.broker import check_broker
+    from platform_core.worker.receive.gate import limits_for
 
     host, letters = _open()
     chosen = _chosen(letters, entry_id, every)

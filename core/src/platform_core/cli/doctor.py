@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import console, load_host
+from platform_core.cli.common import console, load_host
 
 if TYPE_CHECKING:
-    from ..diagnosis import Diagnosis
-    from ..host import Host
+    from platform_core.host import Host
+    from platform_core.ops.diagnosis import Diagnosis
 
 STYLE = {"error": "bold red", "warning": "bold yellow", "info": "green"}
 LABEL = {"error": "error", "warning": "warning", "info": "ok"}
@@ -83,8 +83,8 @@ def show(host: Host, report: Diagnosis) -> None:
 @click.pass_context
 def doctor(ctx: click.Context, task_id: str | None, json_output: bool, timeout: float) -> None:
     """Find what keeps tasks from running (exit status 1 if anything is wrong)."""
-    from .. import diagnosis, task_diagnosis
-    from ..brokers import redact
+    from platform_core.app.broker import redact
+    from platform_core.ops import diagnosis, task_diagnosis
 
     host = load_host()
     diagnosis.bound(host, timeout)

@@ -23,8 +23,8 @@ from typing import Any
 
 import click
 
-from ..errors import PlatformError
-from .common import load_host
+from platform_core.cli.common import load_host
+from platform_core.errors import PlatformError
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 AUTH_ENV = "PLATFORM_FLOWER_BASIC_AUTH"
@@ -319,7 +319,7 @@ def flower(address: str, port: int, basic_auth: str | None, no_auth: bool,
         from_env = source is click.core.ParameterSource.ENVIRONMENT
         labels["basic_auth"] = AUTH_ENV if from_env else "--basic-auth"
     check(resolve(args, labels), address, no_auth)
-    from ..brokers import check_broker
+    from platform_core.app.broker import check_broker
 
     host = load_host()
     check_broker(host.app)

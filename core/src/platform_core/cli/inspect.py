@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import PlatformError
-from .common import dumps, load_host
+from platform_core.cli.common import dumps, load_host
+from platform_core.errors import PlatformError
 
 METHODS = ("active", "registered", "stats", "scheduled", "reserved", "active_queues", "ping")
 
@@ -17,7 +17,7 @@ METHODS = ("active", "registered", "stats", "scheduled", "reserved", "active_que
 @click.option("-d", "--destination", help="Comma-separated worker names to ask.")
 def inspect(what: str, timeout: float, destination: str | None) -> None:
     """Ask the running workers what they are doing (like `celery inspect`)."""
-    from ..brokers import check_broker
+    from platform_core.app.broker import check_broker
 
     host = load_host()
     check_broker(host.app)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..errors import PlatformError
+from platform_core.errors import PlatformError
 
 
 class State:
@@ -22,7 +22,7 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import dlq, doctor, flower, inspect, plugins, tasks, worker
+    from platform_core.cli import dlq, doctor, flower, inspect, plugins, tasks, worker
 
     for module in (worker, plugins, tasks, inspect, dlq, doctor, flower):
         for command in module.COMMANDS:

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from ..errors import PlatformError
-from .common import console, load_host
+from platform_core.cli.common import console, load_host
+from platform_core.errors import PlatformError
 
 KINDS = ("tasks", "queues", "routes", "beat_entries")
 
@@ -111,7 +111,7 @@ def _describe(kind: str, item: Any, host: Any) -> str:
         return ", ".join(f"{k}={v}" for k, v in item.model_dump(exclude_none=True).items())
     if kind == "settings_models":
         value = host.plugin_settings.get(item)
-        from ..redaction import shown
+        from platform_core.redaction import shown
 
         dumped = value.model_dump(mode="json") if value is not None else {}
         return f"{item.__name__}: {json.dumps(shown(dumped), default=repr)}"

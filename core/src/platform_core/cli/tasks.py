@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from ..errors import PlatformError, UnknownTask
-from .common import console, dumps, load_host, parse_json
+from platform_core.cli.common import console, dumps, load_host, parse_json
+from platform_core.errors import PlatformError, UnknownTask
 
 READY = {"SUCCESS", "FAILURE", "REVOKED"}  # celery.states.READY_STATES, without importing it
 
@@ -99,10 +99,9 @@ def send(
     """Enqueue TASK_NAME and print its id."""
     args = parse_json("--args", args_json, list, "[1, 2]")
     kwargs = parse_json("--kwargs", kwargs_json, dict, '{"to": "a@example.com"}')
+    from platform_core.app.broker import check_broker
+    from platform_core.checks.namespaces import owns
     from platform_sdk.exceptions import InvalidTaskCall
-
-    from ..brokers import check_broker
-    from ..namespaces import owns
 
     host = load_host()
     known = host.registry.task_map()

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from ..errors import PlatformError
-from .common import console, load_host, split_names
+from platform_core.cli.common import console, load_host, split_names
+from platform_core.errors import PlatformError
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -34,7 +34,7 @@ def select_queues(host: Any, queues: str | None) -> list[str]:
 def tuning_table(host: Any, queues: list[str], from_flag: bool, tuned: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    from ..brokers import redact
+    from platform_core.app.broker import redact
 
     table = Table(title="platform worker", show_header=True, header_style="bold")
     table.add_column("setting")
@@ -94,9 +94,9 @@ def worker(
     **cli_tuning: Any,
 ) -> None:
     """Start a worker for the selected plugins. Other Celery worker options pass through."""
-    from ..brokers import check_broker
-    from ..reliability import keep_prefetch
-    from ..tuning import effective
+    from platform_core.app.broker import check_broker
+    from platform_core.app.hardening import keep_prefetch
+    from platform_core.app.tuning import effective
 
     host = load_host(plugins, strict)
     chosen = select_queues(host, queues)
@@ -129,7 +129,7 @@ def beat(plugins: str | None, partial: bool, strict: bool | None, loglevel: str,
     """Run the scheduler with the beat entries of every enabled plugin."""
     from rich.table import Table
 
-    from ..brokers import check_broker
+    from platform_core.app.broker import check_broker
 
     if plugins is not None and not partial:
         raise PlatformError(

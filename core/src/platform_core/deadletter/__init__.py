@@ -1,8 +1,8 @@
-"""Dead letters, bounded redelivery and malformed-message handling for workers.
+"""Dead letters: turning what cannot be processed into a stored record, and why.
 
-- :mod:`.consumer` (``worker_consumer``): messages Celery refuses become dead letters
-  (the receive path, :mod:`platform_core.receive`, stops malformed ones before that).
-- :mod:`.task`, :mod:`.request`, :mod:`.strategy`: bounded redelivery of lost tasks,
-  dead letters for exhausted retries.
-- :mod:`.letters`, :mod:`.message`, :mod:`.entry`: what is stored, and how.
+- :mod:`.letters`: capturing a message (however malformed) and storing it, never raising;
+- :mod:`.redelivery`: counting deliveries and naming how a worker was lost.
+
+The worker's classes that decide *when* a message becomes a dead letter live in
+:mod:`platform_core.worker`; the records themselves in :mod:`platform_core.stores`.
 """

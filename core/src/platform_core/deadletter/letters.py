@@ -11,12 +11,11 @@ import logging
 import secrets
 from typing import Any
 
-from .. import stores
-from ..errors import StoreError
-from ..receive import jsontext
-from ..receive.protocol import depth_over
-from .entry import DeadLetter, short_reason
-from .message import StoredMessage
+from platform_core import stores
+from platform_core.errors import StoreError
+from platform_core.stores import jsontext
+from platform_core.stores.jsontext import depth_over
+from platform_core.stores.records import DeadLetter, StoredMessage, short_reason
 
 logger = logging.getLogger("platform.deadletter")
 

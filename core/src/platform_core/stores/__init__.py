@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..settings import Settings
-    from .base import Store
+    from platform_core.settings import Settings
+    from platform_core.stores.base import Store
 
 SQLITE_FILE = "reliability.sqlite3"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -70,7 +70,7 @@ def url_problem(location: Location) -> str | None:
     try:
         make_url(location.url).get_dialect()
     except (ArgumentError, NoSuchModuleError) as exc:
-        from ..redaction import redact
+        from platform_core.redaction import redact
 
         return (f"setting `dead_letter_url` ({redact(location.url)}) is neither a redis:// nor "
                 f"a SQLAlchemy database URL ({exc}); fix PLATFORM_DEAD_LETTER_URL or "
@@ -94,10 +94,10 @@ def open_store(url: str) -> Store:
 
 def _make(url: str) -> Store:
     if is_redis(url):
-        from .redis_store import RedisStore
+        from platform_core.stores.redis_store import RedisStore
 
         return RedisStore(url)
-    from .sql_store import SqlStore
+    from platform_core.stores.sql_store import SqlStore
 
     return SqlStore(url)
 

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..deadletter.entry import DeadLetter
-from ..deadletter.message import StoredMessage
+from platform_core.stores.records import DeadLetter, StoredMessage
 
 
 @dataclass(frozen=True)

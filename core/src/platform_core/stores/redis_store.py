@@ -6,8 +6,8 @@ import time
 
 import redis
 
-from ..deadletter.entry import DeadLetter
-from .base import Delayed, dump_entry, load_entry
+from platform_core.stores.base import Delayed, dump_entry, load_entry
+from platform_core.stores.records import DeadLetter
 
 ENTRIES = "platform:dlq:entries"        # hash: id -> entry JSON
 ORDER = "platform:dlq:order"            # sorted set: id -> failed_at
@@ -130,7 +130,7 @@ class RedisStore:
         self.delays = RedisDelays(self.client)
 
     def describe(self) -> str:
-        from ..redaction import redact
+        from platform_core.redaction import redact
 
         return redact(self.url)
 

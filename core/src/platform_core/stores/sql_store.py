@@ -37,9 +37,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from ..deadletter.entry import DeadLetter
-from ..errors import StoreError
-from .base import Delayed, dump_entry, load_entry
+from platform_core.errors import StoreError
+from platform_core.stores.base import Delayed, dump_entry, load_entry
+from platform_core.stores.records import DeadLetter
 
 metadata = MetaData()
 

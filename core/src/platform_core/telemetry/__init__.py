@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import signals
 
-from ..settings import Settings
+from platform_core.settings import Settings
 
 REQUEST_CLASS = "platform_core.telemetry.request:TelemetryRequest"
 BEAT_SCHEDULER = "platform_core.telemetry.beat:TracedScheduler"
@@ -26,12 +26,12 @@ def install(app: Any, settings: Settings) -> None:
     """Trace this process now; measure it if it becomes a worker."""
     global _stamping
     if not _stamping:
-        from .headers import stamp_sent_at
+        from platform_core.telemetry.headers import stamp_sent_at
 
         signals.before_task_publish.connect(stamp_sent_at, weak=False)
         _stamping = True
     if settings.tracing != "off":
-        from . import tracing
+        from platform_core.telemetry import tracing
 
         tracing.install(app, settings.tracing, settings.tracing_delayed,
                         settings.tracing_link_after)
@@ -42,8 +42,8 @@ def install(app: Any, settings: Settings) -> None:
 
 def _check_metrics(settings: Settings) -> None:
     """Fail at start-up, in the operator's terminal, rather than inside the worker."""
-    from ..errors import ConfigurationError
-    from .export import export_interval, protocol
+    from platform_core.errors import ConfigurationError
+    from platform_core.telemetry.export import export_interval, protocol
 
     if settings.metrics == "prometheus":
         try:
@@ -69,7 +69,7 @@ def _metrics_on_worker_start(app: Any, settings: Settings) -> None:
     def on_init(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is None or sender.app is not app:
             return
-        from . import metrics, queues
+        from platform_core.telemetry import metrics, queues
 
         def depth() -> dict[str, int]:
             consumed = app.amqp.queues.consume_from or app.amqp.queues
@@ -78,12 +78,12 @@ def _metrics_on_worker_start(app: Any, settings: Settings) -> None:
         metrics.install(settings.metrics, settings.metrics_address, depth)
 
     def on_ready(sender: Any = None, **_: Any) -> None:
-        from . import metrics
+        from platform_core.telemetry import metrics
 
         metrics.start()
 
     def on_shutdown(sender: Any = None, **_: Any) -> None:
-        from . import metrics
+        from platform_core.telemetry import metrics
 
         metrics.stop()
 

@@ -7,9 +7,9 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry.trace import SpanKind
 
-from ..scheduler import LockedScheduler
-from . import tracing
-from .attributes import BEAT_ENTRY, TASK
+from platform_core.beat.scheduler import LockedScheduler
+from platform_core.telemetry import tracing
+from platform_core.telemetry.attributes import BEAT_ENTRY, TASK
 
 
 class TracedScheduler(LockedScheduler):

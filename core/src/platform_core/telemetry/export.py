@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError
+from platform_core.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricExporter

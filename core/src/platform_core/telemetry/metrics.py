@@ -18,7 +18,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 
-from .export import export_interval, metric_exporter, resource
+from platform_core.telemetry.export import export_interval, metric_exporter, resource
 
 logger = logging.getLogger(__name__)
 

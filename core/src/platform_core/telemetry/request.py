@@ -18,10 +18,10 @@ from typing import Any
 from celery.exceptions import Retry, TimeLimitExceeded
 from celery.worker import state as worker_state
 
-from ..deadletter.request import PlatformRequest, _unwrap
-from . import metrics, tracing
-from .attributes import queue_of
-from .headers import eta_timestamp, sent_at
+from platform_core.telemetry import metrics, tracing
+from platform_core.telemetry.attributes import queue_of
+from platform_core.telemetry.headers import eta_timestamp, sent_at
+from platform_core.worker.request import PlatformRequest, _unwrap
 
 
 def _wrap_success(on_success: Callable[..., Any]) -> Callable[..., Any]:

@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from . import attributes as attrs
-from .export import resource, span_exporter
-from .headers import eta_timestamp, sent_at
+from platform_core.telemetry import attributes as attrs
+from platform_core.telemetry.export import resource, span_exporter
+from platform_core.telemetry.headers import eta_timestamp, sent_at
 
 logger = logging.getLogger(__name__)
 

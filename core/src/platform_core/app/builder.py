@@ -1,0 +1,169 @@
+"""Build the one Celery app from settings and the validated registry."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from celery.schedules import crontab
+from kombu.entity import Exchange, Queue
+
+from platform_core import telemetry
+from platform_core.app import broker as brokers
+from platform_core.app import hardening as reliability
+from platform_core.app import recovery
+from platform_core.app.canvas import CanvasRouting
+from platform_core.app.enqueue import EnqueueChecks
+from platform_core.app.platform_celery import PlatformCelery
+from platform_core.checks import arguments, policies
+from platform_core.checks.routing import Router
+from platform_core.loading.registry import Registry
+from platform_core.settings import Settings
+from platform_core.worker.task import ReliableTask
+from platform_sdk import Crontab, Every, RetryPolicy
+
+DEFAULT_QUEUE = "default"
+
+
+class PlatformTask(ReliableTask):
+    """Base of every plugin task; knows which plugin contributed it."""
+
+    plugin: str = ""
+    retry_policy_name: str = "default"
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        checks = getattr(self.app, "enqueue_checks", None)
+        if checks is not None and self.app.conf.task_always_eager:  # no send_task when eager
+            args, kwargs = checks(self.name, args, kwargs, options)
+        return super().apply_async(args, kwargs, **options)
+
+
+def _queue(q: Any) -> Queue:
+    # kombu turns these into x-max-priority / x-message-ttl / x-max-length on AMQP.
+    return Queue(
+        q.name,
+        Exchange(q.name, type="direct"),
+        routing_key=q.key,
+        max_priority=q.max_priority,
+        message_ttl=q.message_ttl,
+        max_length=q.max_length,
+    )
+
+
+def _schedule(schedule: Every | Crontab) -> Any:
+    if isinstance(schedule, Every):
+        return timedelta(seconds=schedule.seconds)
+    return crontab(
+        minute=schedule.minute,
+        hour=schedule.hour,
+        day_of_week=schedule.day_of_week,
+        day_of_month=schedule.day_of_month,
+        month_of_year=schedule.month_of_year,
+    )
+
+
+def task_routes(registry: Registry, router: Router) -> dict[str | re.Pattern[str], Any]:
+    """Exact routes for every known task, then the globs (most specific first) as
+    compiled patterns, which Celery matches for names sent by string."""
+    routes: dict[str | re.Pattern[str], Any] = {}
+    for c in registry.tasks:
+        spec = c.item.spec
+        routes[spec.name] = {"queue": spec.queue or router.queue_of(spec.name)}
+    for route in router.routes:
+        pattern = route.item.pattern
+        key = re.compile(fnmatch.translate(pattern)) if route.item.is_glob else pattern
+        routes.setdefault(key, {"queue": route.item.queue})
+    return routes
+
+
+def host_queue(registry: Registry) -> str | None:
+    """Where built-ins with nothing to go by are sent: ``default`` when declared, else
+    the first queue declared (plugins are loaded in name order)."""
+    names = [c.item.name for c in registry.queues]
+    if DEFAULT_QUEUE in names:
+        return DEFAULT_QUEUE
+    return names[0] if names else None
+
+
+def canvas_routing(app: Celery, registry: Registry, routes: Mapping[Any, Any],
+                   calls: Mapping[str, arguments.CallSpec]) -> CanvasRouting:
+    queues = {name: route["queue"] for name, route in routes.items() if isinstance(name, str)}
+    return CanvasRouting(queues, host_queue(registry), calls,
+                         lambda: app.current_worker_task)
+
+
+def beat_schedule(registry: Registry) -> dict[str, dict[str, Any]]:
+    schedule: dict[str, dict[str, Any]] = {}
+    for c in registry.beat_entries:
+        entry = c.item
+        options: dict[str, Any] = {}
+        if entry.queue:
+            options["queue"] = entry.queue
+        if entry.expires:
+            options["expires"] = entry.expires
+        schedule[entry.name] = {
+            "task": entry.task,
+            "schedule": _schedule(entry.schedule),
+            "args": tuple(entry.args),
+            "kwargs": dict(entry.kwargs),
+            "options": options,
+        }
+    return schedule
+
+
+def build_app(
+    settings: Settings,
+    registry: Registry,
+    router: Router,
+    retry_policies: dict[str, RetryPolicy],
+    problems: list[str],
+    calls: Mapping[str, arguments.CallSpec] | None = None,
+) -> Celery:
+    home = settings.resolved_home
+    calls = calls if calls is not None else {}
+    app = PlatformCelery("platform", set_as_current=False, task_cls=PlatformTask)
+    app.enqueue_checks = EnqueueChecks(calls, settings.max_payload_bytes)
+    routes = task_routes(registry, router)
+    app.canvas_routing = canvas_routing(app, registry, routes, calls)
+    connection = brokers.broker_config(settings)
+    reliability.check(settings, registry, problems)
+    app.conf.update(
+        connection,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_queues=[_queue(c.item) for c in registry.queues],
+        task_default_queue=DEFAULT_QUEUE,
+        task_default_exchange=DEFAULT_QUEUE,
+        task_default_routing_key=DEFAULT_QUEUE,
+        task_routes=routes,
+        result_expires=settings.result_expires,
+        beat_schedule=beat_schedule(registry),
+        beat_schedule_filename=str(home / "beat-schedule.json"),
+        timezone=settings.timezone,
+        enable_utc=True,
+        worker_send_task_events=False,
+        worker_pool="platform_core.worker.pool:PreforkPool",
+    )
+    app.conf.update(reliability.app_config(settings, connection))
+    recovery.configure(app, settings, problems)
+    traced = telemetry.wanted(settings)
+    if settings.tracing != "off":
+        app.conf.beat_scheduler = telemetry.BEAT_SCHEDULER
+    for c in registry.tasks:
+        spec = c.item.spec
+        options = policies.task_options(spec, retry_policies, c.plugin, problems)
+        options.update(reliability.task_limits(spec, settings))
+        call = calls.get(spec.name)
+        fn = arguments.validating(spec.fn, call, bind=spec.bind) if call else spec.fn
+        if traced:
+            options["Request"] = telemetry.REQUEST_CLASS
+        app.task(fn, shared=False, base=PlatformTask, plugin=c.plugin.name, **options)
+    app.finalize(auto=True)
+    return app

@@ -1,0 +1,76 @@
+"""Checks every task message passes before it is sent.
+
+:class:`EnqueueChecks` runs in the caller's process, from the app's ``send_task``
+(which ``delay``, ``apply_async``, signatures, ``send_task`` by name, retries,
+beat and ``platform send`` all go through), so a bad call fails where it is made:
+
+- the arguments must fit the task's signature (see :mod:`platform_core.checks.arguments`);
+  a task this process does not know (sent by name only) is not checked;
+- the message is JSON: another ``serializer`` is refused;
+- the serialized arguments must not exceed ``max_payload_bytes``;
+- the message's ``argsrepr`` / ``kwargsrepr`` (what Celery's logs, events and
+  monitoring show instead of the arguments) describe only the arguments' types,
+  unless the caller set them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kombu.utils.json import dumps
+
+from platform_core.checks.arguments import CallSpec
+from platform_sdk.exceptions import InvalidTaskCall, PayloadTooLarge
+
+JSON = "json"
+
+
+def shape(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, str]:
+    """``argsrepr`` and ``kwargsrepr`` that show types, never values."""
+    argsrepr = "(" + ", ".join(f"<{type(a).__name__}>" for a in args) + ("," if len(args) == 1
+                                                                          else "") + ")"
+    kwargsrepr = "{" + ", ".join(f"{k!r}: <{type(v).__name__}>" for k, v in kwargs.items()) + "}"
+    return argsrepr, kwargsrepr
+
+
+class EnqueueChecks:
+    def __init__(self, calls: Mapping[str, CallSpec], max_payload_bytes: int) -> None:
+        self.calls = dict(calls)
+        self.max_payload_bytes = max_payload_bytes
+
+    def __call__(self, name: str, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None,
+                 options: dict[str, Any]) -> tuple[Sequence[Any], Mapping[str, Any]]:
+        """Check one message; return the arguments to send. ``options`` may be updated."""
+        if "argsrepr" not in options or "kwargsrepr" not in options:
+            argsrepr, kwargsrepr = shape(args or (), kwargs or {})
+            options.setdefault("argsrepr", argsrepr)
+            options.setdefault("kwargsrepr", kwargsrepr)
+        call = self.calls.get(name)
+        if call is not None:
+            args, kwargs = call.for_message(args, kwargs)
+        else:
+            args, kwargs = list(args or ()), dict(kwargs or {})
+        serializer = options.get("serializer")
+        if serializer is not None and serializer != JSON:
+            raise InvalidTaskCall(
+                f"task `{name}`: serializer {serializer!r} is refused; the platform sends and "
+                "accepts JSON only, so drop the serializer option",
+                task=name,
+            )
+        try:
+            size = len(dumps((args, kwargs)))  # ASCII: characters are bytes
+        except (TypeError, ValueError) as exc:
+            raise InvalidTaskCall(
+                f"task `{name}`: its arguments cannot be sent as JSON ({exc}); pass JSON values "
+                "(or annotate the parameter with a type pydantic turns into JSON)",
+                task=name,
+            ) from None
+        if size > self.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"task `{name}`: its arguments are {size:,} bytes as JSON, over the limit of "
+                f"{self.max_payload_bytes:,} (max_payload_bytes, PLATFORM_MAX_PAYLOAD_BYTES); "
+                "pass a reference to the data (a path, a key, a URL) instead of the data",
+                task=name, size=size, limit=self.max_payload_bytes,
+            )
+        return args, kwargs

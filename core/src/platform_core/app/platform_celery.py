@@ -1,0 +1,35 @@
+"""The platform's Celery app class: every task message leaves through ``send_task``.
+
+``Task.apply_async`` (and so ``delay``, signatures, retries, chains and groups),
+beat and ``send_task`` by name all end in :meth:`PlatformCelery.send_task`, the one
+place where a message can be checked before it is sent, where Celery's built-in
+canvas tasks are routed to their plugin's queue (:mod:`.canvas`), and where a
+message due after the visibility timeout is held outside the broker instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from platform_core.app import hold
+from platform_core.app.canvas import CanvasRouting
+from platform_core.app.enqueue import EnqueueChecks
+
+
+class PlatformCelery(Celery):  # type: ignore[misc]
+    # The receive path: transports that read any queue item, the gate every message passes.
+    amqp_cls = "platform_core.worker.receive.transports:GuardedAMQP"
+    enqueue_checks: EnqueueChecks | None = None
+    canvas_routing: CanvasRouting | None = None
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        if self.canvas_routing is not None:
+            args, kwargs = self.canvas_routing(name, args, kwargs, options)
+        if self.enqueue_checks is not None:
+            args, kwargs = self.enqueue_checks(name, args, kwargs, options)
+        task_id = options.get("task_id")
+        if task_id is not None and not isinstance(task_id, str):
+            options["task_id"] = str(task_id)  # a UUID would reach the worker as no text
+        return hold.send_task(self, super().send_task, name, args, kwargs, **options)

@@ -1,1 +1,0 @@
-"""Long delays held outside the broker: :mod:`.hold` (producers), :mod:`.release` (workers)."""

@@ -1,0 +1,1 @@
+"""Run, worker side: what a worker process adds to Celery to receive, run and finish tasks."""

@@ -1,0 +1,256 @@
+"""The embedded broker's transport (kombu's ``filesystem://``), guarded.
+
+One file per message in the queue folder, named ``<ms>_<uuid>.<queue>.msg``; a
+consumer takes the oldest file of its queue. kombu writes a message file in place,
+so a consumer polling at the wrong moment takes an empty or half-written file, and
+it opens whatever carries a message file's name: a directory or an unreadable file
+raises and stops the worker, and a FIFO blocks it for good. Here:
+
+- messages are written atomically: to ``.<name>.part`` in the same folder (a name no
+  reader takes), flushed to disk, then renamed to ``<name>``;
+- an entry that is not a regular file (directory, FIFO, socket, device, any symbolic
+  link), or that cannot be opened or read, is moved to the quarantine folder (the
+  ``quarantine_folder`` transport option, by default ``quarantine`` next to the queue
+  folder) and reported in one log line, without ever being opened blocking;
+- a regular file that is not a JSON envelope is delivered as unreadable, so the
+  worker's consumer moves it to the dead-letter store.
+
+The worker connects through
+:class:`~platform_core.worker.receive.transports.GuardedConnection`, which picks
+:class:`GuardedFilesystemTransport` for ``filesystem://`` URLs; the envelope checks and
+the message class are :mod:`.envelope`'s, shared with the Redis transport.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import stat
+import uuid
+from queue import Empty
+from time import monotonic
+from typing import Any
+
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+from kombu.utils.objects import cached_property
+
+from platform_core.worker.receive.envelope import (
+    GuardedMessage,
+    checked,
+    envelope_problem,
+    parse_problem,
+    unreadable,
+)
+
+logger = logging.getLogger("platform.receive")
+
+#: Ending of a message file still being written (after a leading dot); no reader takes it.
+PARTIAL = ".part"
+
+_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+_NOT_OURS = ("delete it, and find what put it there: only the broker writes to the queue "
+             "folder")
+_UNREADABLE = ("repair the file (owner, mode, disk), then move it back to the queue folder "
+               "to deliver it")
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Create ``path`` holding ``data``; a reader sees it whole or not at all."""
+    folder, name = os.path.split(path)
+    partial = os.path.join(folder, f".{name}{PARTIAL}")
+    fd = os.open(partial, _WRITE, 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
+def _mode_kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _kind(path: str, entry: os.stat_result) -> str:
+    """What ``path`` is, from its ``lstat``; a link's target is stat-ed, never opened."""
+    if not stat.S_ISLNK(entry.st_mode):
+        return _mode_kind(entry.st_mode)
+    try:
+        target = os.stat(path)
+    except OSError:
+        return "a symbolic link that leads nowhere"
+    return f"a symbolic link to {_mode_kind(target.st_mode)}"
+
+
+def _error(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class GuardedFilesystemChannel(filesystem.Channel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.Message = GuardedMessage
+        #: Names that could not be moved aside: skipped, reported once.
+        self._stuck: set[str] = set()
+
+    @cached_property
+    def quarantine_folder(self) -> str:
+        configured = self.transport_options.get("quarantine_folder")
+        if configured:
+            return str(configured)
+        queue_folder = os.path.abspath(self.data_folder_in)
+        return os.path.join(os.path.dirname(queue_folder), "quarantine")
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """kombu's ``_put`` (same file name), written atomically. (kombu's own classes
+        disagree on the name of the second argument, hence the ignore.)"""
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        path = os.path.join(self.data_folder_out, name)
+        try:
+            write_atomically(path, str_to_bytes(dumps(payload)))
+        except OSError as exc:
+            raise ChannelError(
+                f"cannot write a message file for queue {queue!r} in {self.data_folder_out!r} "
+                f"({_error(exc)}); check that the folder exists and that this process may "
+                "write to it"
+            ) from exc
+
+    def _get(self, queue: str, timeout: Any = None) -> Any:
+        """The oldest message file of ``queue``, taken and parsed; a file that is not a
+        JSON envelope comes back as unreadable instead of raising. (Only this delivers
+        the transport's messages, so the transport needs no delivery guard.)"""
+        suffix = f"{queue}.msg"
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.partition(".")[2] != suffix or name in self._stuck:
+                continue
+            payload = self._take(queue, name)
+            if payload is None:
+                continue
+            try:
+                parsed = loads(bytes_to_str(payload))
+            except Exception as exc:  # noqa: BLE001 - kombu's reader raises all kinds
+                # the parser's text may quote the file: name the error's type only
+                return unreadable(payload, queue, parse_problem(exc))
+            problem = envelope_problem(parsed)
+            return checked(parsed) if problem is None else unreadable(payload, queue, problem)
+        raise Empty()
+
+    def _take(self, queue: str, name: str) -> bytes | None:
+        """The bytes of message file ``name``, now removed from the queue folder (moved to
+        the processed folder with ``store_processed``). None when there is nothing to
+        deliver: another consumer took it, a writer still holds it, or it was set aside.
+
+        The file is read before it is claimed: two consumers may both read it, and only
+        the one whose removal succeeds delivers it. Reading through the open descriptor
+        is unaffected by the file being renamed or removed meanwhile."""
+        path = os.path.join(self.data_folder_in, name)
+        try:
+            entry = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(entry.st_mode):
+            self._set_aside(queue, name, f"it is {_kind(path, entry)}, not a message file",
+                            _NOT_OURS)
+            return None
+        try:
+            fd = os.open(path, _READ)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._set_aside(queue, name, f"it cannot be opened ({_error(exc)})", _UNREADABLE)
+            return None
+        try:
+            opened = os.fstat(fd)
+            if not stat.S_ISREG(opened.st_mode):  # replaced after the lstat
+                self._set_aside(queue, name,
+                                f"it is {_mode_kind(opened.st_mode)}, not a message file",
+                                _NOT_OURS)
+                return None
+            try:
+                # Writers that do not write atomically (kombu's own) hold an exclusive
+                # lock while writing: leave the file for a later poll.
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
+            try:
+                payload = _read_all(fd)
+            except OSError as exc:
+                self._set_aside(queue, name, f"reading it failed ({_error(exc)})", _UNREADABLE)
+                return None
+        finally:
+            os.close(fd)
+        try:
+            if self.store_processed:
+                shutil.move(path, self.processed_folder)
+            else:
+                os.remove(path)
+        except FileNotFoundError:
+            return None  # another consumer read it too and claimed it first
+        except OSError as exc:
+            self._set_aside(queue, name,
+                            f"it cannot be removed from the queue folder ({_error(exc)})",
+                            "let this worker write to the queue folder")
+            return None
+        return payload
+
+    def _set_aside(self, queue: str, name: str, problem: str, fix: str) -> None:
+        """Move entry ``name`` of the queue folder to the quarantine folder and say so."""
+        folder = self.data_folder_in
+        source = os.path.join(folder, name)
+        target = os.path.join(self.quarantine_folder, name)
+        try:
+            os.makedirs(self.quarantine_folder, exist_ok=True)
+            if os.path.lexists(target):
+                target = f"{target}.{uuid.uuid4().hex[:8]}"
+            os.rename(source, target)
+        except FileNotFoundError:
+            return  # another consumer moved it first
+        except OSError as exc:
+            self._stuck.add(name)
+            logger.error(
+                "Embedded broker: skipping %s in the folder of queue %s (%s) until the worker "
+                "restarts: %s, and it cannot be moved to %s (%s). Fix: %s",
+                name, queue, folder, problem, self.quarantine_folder, _error(exc), fix,
+            )
+            return
+        logger.error(
+            "Embedded broker: moved %s out of the folder of queue %s (%s) to %s: %s; "
+            "nothing was delivered from it. Fix: %s",
+            name, queue, folder, target, problem, fix,
+        )
+
+
+class GuardedFilesystemTransport(filesystem.Transport):
+    Channel = GuardedFilesystemChannel
