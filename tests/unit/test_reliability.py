@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from platform_core.app import hardening as reliability
+from platform_core.app.builder import AppOptions
+from platform_core.checks.limits import VISIBILITY_MARGIN
 from platform_core.errors import ConfigurationError
 from platform_core.settings import Settings
 from tests.support import PlatformEnv, one_task_plugin, output_of
@@ -58,7 +59,7 @@ def test_default_settings() -> None:
     assert (settings.task_time_limit, settings.task_soft_time_limit) == (1500, 1440)
     assert settings.beat_lock_timeout == 30
     assert settings.worker.soft_shutdown_timeout == 30
-    assert settings.task_time_limit + reliability.VISIBILITY_MARGIN <= settings.visibility_timeout
+    assert settings.task_time_limit + VISIBILITY_MARGIN <= settings.visibility_timeout
 
 
 @pytest.mark.parametrize("broker", [None, "redis://127.0.0.1:6379/0",
@@ -226,11 +227,29 @@ def test_plugin_cannot_override_reliability_options(platform_env: PlatformEnv,
 
 
 def test_plugin_hint_cannot_turn_prefetch_back_on(platform_env: PlatformEnv) -> None:
-    app = platform_env.set(PLATFORM_BROKER_URL="redis://127.0.0.1:6379/0").host().app
-    reliability.keep_prefetch(app, "hint of plugin hello")
-    assert app.conf.worker_disable_prefetch is True
-    reliability.keep_prefetch(app, "configuration")
-    assert app.conf.worker_disable_prefetch is False
+    hinting = """
+        from platform_sdk import Queue, WorkerHints, hookimpl
+
+        @hookimpl
+        def register_queues(register):
+            register(Queue(name="hinting"))
+
+        @hookimpl
+        def register_worker_hints(register):
+            register(WorkerHints(prefetch_multiplier=8))
+    """
+    platform_env.plugins.add("hinting", hinting)
+    env = platform_env.set(PLATFORM_BROKER_URL="redis://127.0.0.1:6379/0",
+                           PLATFORM_PLUGINS="hinting")
+    hinted = env.host(bind=False)
+    assert hinted.tuning["prefetch_multiplier"].source == "hint of plugin hinting"
+    assert hinted.app.conf.worker_disable_prefetch is True
+    flagged = env.host(bind=False, options=AppOptions(worker_flags={"prefetch_multiplier": 2}))
+    assert flagged.tuning["prefetch_multiplier"].value == 2
+    assert flagged.app.conf.worker_disable_prefetch is False
+    configured = env.set(PLATFORM_WORKER__PREFETCH_MULTIPLIER="3").host(bind=False)
+    assert configured.tuning["prefetch_multiplier"].source == "configuration"
+    assert configured.app.conf.worker_disable_prefetch is False
 
 
 def worker_table(env: PlatformEnv, *args: str) -> dict[str, list[str]]:

@@ -1,4 +1,8 @@
-"""Start the host: settings → plugins → validated registry → Celery app."""
+"""The host: settings → load plugins → check everything → build the app → bind the SDK.
+
+Each stage runs once per process, at start-up, and hands the next one plain data;
+nothing later reaches back to change an earlier stage.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from platform_core import telemetry
-from platform_core.app.builder import DEFAULT_QUEUE, build_app
-from platform_core.checks import arguments, namespaces, policies
+from platform_core import checks, telemetry
+from platform_core.app.builder import AppOptions, build_app
+from platform_core.app.platform_celery import PlatformCelery
+from platform_core.app.tuning import Tuned
 from platform_core.checks.routing import Router
 from platform_core.errors import ConfigurationError
-from platform_core.loading import discovery
-from platform_core.loading.hooks import collect, new_manager, register_plugins
-from platform_core.loading.problems import PluginProblem, blame, culprits, shared
-from platform_core.loading.registry import Registry, validate
-from platform_core.redaction import error_message
-from platform_core.settings import Settings, load_settings, plugin_env_prefix, plugin_values
+from platform_core.loading.discovery import PluginInfo
+from platform_core.loading.plugins import load
+from platform_core.loading.registry import Registry
+from platform_core.settings import Settings, load_settings
 from platform_core.telemetry import log_privacy
 from platform_sdk import RetryPolicy, runtime
-from platform_sdk.exceptions import InvalidTaskCall
 
-IN_PROCESS = "registered in process"
 logger = logging.getLogger("platform")
 
 
@@ -35,7 +35,7 @@ logger = logging.getLogger("platform")
 class BrokenPlugin:
     """A plugin left out at start-up, and why."""
 
-    info: discovery.PluginInfo
+    info: PluginInfo
     errors: tuple[str, ...]
 
 
@@ -46,69 +46,21 @@ class Host:
     router: Router
     retry_policies: dict[str, RetryPolicy]
     plugin_settings: dict[type[BaseModel], BaseModel]
-    app: Celery
+    app: PlatformCelery
     broken: dict[str, BrokenPlugin] = field(default_factory=dict)
 
     @property
-    def plugins(self) -> dict[str, discovery.PluginInfo]:
+    def plugins(self) -> dict[str, PluginInfo]:
         return self.registry.plugins
+
+    @property
+    def tuning(self) -> dict[str, Tuned]:
+        """The effective worker tuning, with where each value comes from."""
+        return self.app.tuning
 
     def queue_of(self, task_name: str) -> str:
         route = self.app.conf.task_routes.get(task_name)
         return route["queue"] if route else self.router.queue_of(task_name)
-
-
-def _plugin_settings(
-    settings: Settings, registry: Registry, problems: list[str]
-) -> dict[type[BaseModel], BaseModel]:
-    resolved: dict[type[BaseModel], BaseModel] = {}
-    for c in registry.settings_models:
-        values = plugin_values(settings, c.plugin.name)
-        try:
-            resolved[c.item] = c.item.model_validate(values)
-        except (TypeError, AttributeError, LookupError, ArithmeticError) as exc:
-            problems.append(blame(c.plugin, f"settings model {c.item.__name__} raised "
-                                            f"{type(exc).__name__}: {exc}"))
-        except ValidationError as exc:
-            prefix = plugin_env_prefix(c.plugin.name)
-            for err in exc.errors(include_url=False):
-                field = ".".join(str(p) for p in err["loc"]) or "(model)"
-                message = error_message(c.item, err)
-                problems.append(
-                    f"{c.plugin.label} setting `{field}`: {message}; set it under "
-                    f"[plugin.{c.plugin.name}] in platform.toml or as {prefix}{field.upper()}"
-                )
-    return resolved
-
-
-def _calls(registry: Registry, problems: list[str]) -> dict[str, arguments.CallSpec]:
-    """The argument checks of every task; beat entries' arguments are checked with them."""
-    calls: dict[str, arguments.CallSpec] = {}
-    for c in registry.tasks:
-        try:
-            calls[c.item.name] = arguments.build(c.item.spec)
-        except arguments.UnsupportedSignature as exc:
-            problems.append(blame(c.plugin, f"task `{c.item.name}` {exc}"))
-    for beat in registry.beat_entries:
-        call = calls.get(beat.item.task)
-        if call is None:
-            continue
-        try:
-            call.for_message(beat.item.args, beat.item.kwargs)
-        except InvalidTaskCall as exc:
-            problems.append(blame(beat.plugin, f"beat entry `{beat.item.name}`: {exc}"))
-    return calls
-
-
-def _without_overrides_of(settings: Settings, everything: Registry, left_out: set[str]
-                          ) -> Settings:
-    """Settings without the retry-policy overrides that may be meant for a left-out plugin."""
-    if not left_out:
-        return settings
-    theirs = {c.item.name for c in everything.retry_policies if c.plugin.name in left_out}
-    kept = {name: override for name, override in settings.retry_policies.items()
-            if name not in theirs and not any(namespaces.owns(p, name) for p in left_out)}
-    return settings.model_copy(update={"retry_policies": kept})
 
 
 def build(
@@ -118,87 +70,36 @@ def build(
     extra_plugins: Iterable[tuple[str, Any]] = (),
     bind: bool = True,
     strict: bool | None = None,
+    options: AppOptions | None = None,
 ) -> Host:
-    """Load, validate and build. ``plugins`` narrows the configured allowlist.
+    """Load, check, build: each stage once. ``plugins`` narrows the configured allowlist.
 
-    A plugin that is broken by itself (see :mod:`platform_core.loading.problems`) is left out
-    and the others start, unless ``strict`` (default: the ``strict`` setting) or the
+    A plugin that is broken by itself (see :mod:`platform_core.loading.problems`) is left
+    out and the others start, unless ``strict`` (default: the ``strict`` setting) or the
     plugin was named in ``plugins``: then, as for every other problem, start-up stops
-    with :class:`ConfigurationError` listing all problems.
+    with :class:`ConfigurationError` listing all problems. ``options`` says what the
+    process will do with the app (:class:`~platform_core.app.builder.AppOptions`).
     """
     settings = settings or load_settings()
     strict = settings.strict if strict is None else strict
-    problems: list[str] = []
-    allow = list(plugins) if plugins is not None else settings.plugins
-    if plugins is not None and settings.plugins is not None:
-        outside = [p for p in plugins if p not in settings.plugins]
-        if outside:
-            problems.append(
-                f"--plugins asks for {', '.join(outside)}, which PLATFORM_PLUGINS "
-                f"({', '.join(settings.plugins)}) does not allow; add them there or drop them"
-            )
-    extra = list(extra_plugins)
-    loaded = discovery.load(allow, settings.disabled_plugins, problems)
-    for name, obj in extra:
-        info = discovery.PluginInfo(name, IN_PROCESS, "-", getattr(obj, "__name__", repr(obj)))
-        loaded.append(discovery.LoadedPlugin(info, obj))
-    pm = new_manager()
-    infos = register_plugins(pm, loaded, problems)
-    everything = collect(pm, infos, problems)
-    reported = list(problems)
-    broken = culprits(problems)
-    fatal = shared(problems)
-    # The first pass checks everything collected, so each plugin's problems are all
-    # reported. Leaving a plugin out can break another that relied on it (a retry
-    # policy, say): check again until no plugin is newly found broken.
-    excluded: set[str] = set()
-
-    def record(found: list[str]) -> None:
-        for name, errors in culprits(found).items():
-            if name not in excluded:
-                broken.setdefault(name, []).extend(errors)
-        reported.extend(p for p in found
-                        if isinstance(p, PluginProblem) and p.plugin not in excluded)
-
-    partial = allow is not None or bool(settings.disabled_plugins)
-    while True:
-        problems = []
-        registry = everything.without(excluded)
-        retry_policies = policies.resolve(_without_overrides_of(settings, everything, excluded),
-                                          registry, problems, partial=partial)
-        router = Router(registry.routes, DEFAULT_QUEUE)
-        validate(registry, policies.BUILTIN, DEFAULT_QUEUE, router.match, problems)
-        namespaces.check(registry, DEFAULT_QUEUE, router.match, problems)
-        namespaces.check_plugin_names(registry, problems)
-        calls = _calls(registry, problems)
-        plugin_settings = _plugin_settings(settings, registry, problems)
-        record(problems)
-        if set(broken) != excluded:
-            excluded = set(broken)
-            continue
-        if problems or fatal:
-            break
-        app = build_app(settings, registry, router, retry_policies, problems, calls)
-        record(problems)
-        if set(broken) == excluded:
-            break
-        excluded = set(broken)
-    fatal += problems
-    reported += problems
-    if fatal or (broken and (strict or plugins is not None)):
-        raise ConfigurationError(reported)
-    known = {name: infos[0] for name, infos in discovery.installed().items()}
-    known.update((p.info.name, p.info) for p in loaded)
-    host = Host(settings, registry, router, retry_policies, plugin_settings, app,
-                {name: BrokenPlugin(known[name], tuple(errors)) for name, errors in broken.items()})
-    for errors in broken.values():
+    loaded = load(settings, plugins, extra_plugins)
+    checked = checks.run(settings, loaded.everything, loaded.problems, partial=loaded.partial)
+    if checked.fatal or (checked.broken and (strict or plugins is not None)):
+        raise ConfigurationError(checked.reported)
+    app = build_app(settings, checked, options)
+    known = loaded.known()
+    host = Host(settings, checked.registry, checked.router, checked.retry_policies,
+                checked.plugin_settings, app,
+                {name: BrokenPlugin(known[name], tuple(errors))
+                 for name, errors in checked.broken.items()})
+    for errors in checked.broken.values():
         for error in errors:
             logger.warning("broken plugin left out: %s", error)
     log_privacy.install()
     if telemetry.wanted(settings):
         telemetry.install(app, settings)
     if bind:
-        runtime.bind(app, home=settings.resolved_home, plugin_settings=plugin_settings)
+        runtime.bind(app, home=settings.resolved_home, plugin_settings=checked.plugin_settings)
     return host
 
 
@@ -250,11 +151,7 @@ def start(
     if home is not None:
         overrides["home"] = Path(home)
     settings = load_settings().model_copy(update=overrides)
-    built = build(settings, plugins=plugins)
-    if eager:
-        # Errors surface at .get(), as with a worker; retries re-run at once.
-        built.app.conf.update(task_always_eager=True, task_eager_propagates=False,
-                              task_store_eager_result=True)
+    build(settings, plugins=plugins, options=AppOptions(eager=eager))
 
 
 def reset() -> None:

@@ -8,30 +8,9 @@ from typing import Any
 from platform_core.errors import BrokerUnavailable
 from platform_core.redaction import redact
 from platform_core.settings import Settings
-
-__all__ = ["EMBEDDED", "broker_config", "check_broker", "redact"]
+from platform_core.urls import scheme
 
 EMBEDDED = "filesystem://localhost/"
-REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "sentinel"}
-AMQP_SCHEMES = {"amqp", "amqps", "pyamqp"}
-
-
-def kind(url: str) -> str:
-    """``redis``, ``amqp`` or ``embedded`` for the brokers the platform knows, else the scheme.
-
-    A ``;``-separated failover list is judged by its first URL; ``db+...`` result
-    backends are ``database``.
-    """
-    scheme = url.split(";", 1)[0].split("://", 1)[0].strip().lower()
-    if scheme in REDIS_SCHEMES:
-        return "redis"
-    if scheme in AMQP_SCHEMES:
-        return "amqp"
-    if scheme == "filesystem":
-        return "embedded"
-    if scheme.startswith("db+"):
-        return "database"
-    return scheme
 
 
 def broker_config(settings: Settings) -> dict[str, Any]:
@@ -53,7 +32,7 @@ def broker_config(settings: Settings) -> dict[str, Any]:
         }
     if settings.result_backend:
         backend = settings.result_backend.get_secret_value()
-    elif broker.startswith(("redis://", "rediss://")):
+    elif scheme(broker) in ("redis", "rediss"):  # Sentinel's backend needs options of its own
         backend = broker
     else:
         home.mkdir(parents=True, exist_ok=True)

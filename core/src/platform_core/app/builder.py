@@ -1,10 +1,15 @@
-"""Build the one Celery app from settings and the validated registry."""
+"""Build the one Celery app from settings and what the checks resolved.
+
+Everything a process changes in its app is an input here (:class:`AppOptions`), so no
+command touches the app after it is built.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -13,33 +18,34 @@ from celery.schedules import crontab
 from kombu.entity import Exchange, Queue
 
 from platform_core import telemetry
-from platform_core.app import broker as brokers
-from platform_core.app import hardening as reliability
-from platform_core.app import recovery
+from platform_core.app import hardening
+from platform_core.app.broker import broker_config
 from platform_core.app.canvas import CanvasRouting
 from platform_core.app.enqueue import EnqueueChecks
-from platform_core.app.platform_celery import PlatformCelery
-from platform_core.checks import arguments, policies
-from platform_core.checks.routing import Router
+from platform_core.app.platform_celery import PlatformCelery, PlatformTask
+from platform_core.app.task_options import task_options
+from platform_core.app.tuning import effective
+from platform_core.checks import Checked, arguments
+from platform_core.checks.routing import DEFAULT_QUEUE, Router
 from platform_core.loading.registry import Registry
 from platform_core.settings import Settings
-from platform_core.worker.task import ReliableTask
-from platform_sdk import Crontab, Every, RetryPolicy
+from platform_core.urls import kind
+from platform_core.worker.release import ReleaseDelayed
+from platform_sdk import Crontab, Every
 
-DEFAULT_QUEUE = "default"
 
+@dataclass(frozen=True)
+class AppOptions:
+    """What the process will do with its app, where that changes the app's configuration."""
 
-class PlatformTask(ReliableTask):
-    """Base of every plugin task; knows which plugin contributed it."""
-
-    plugin: str = ""
-    retry_policy_name: str = "default"
-
-    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        checks = getattr(self.app, "enqueue_checks", None)
-        if checks is not None and self.app.conf.task_always_eager:  # no send_task when eager
-            args, kwargs = checks(self.name, args, kwargs, options)
-        return super().apply_async(args, kwargs, **options)
+    #: ``platform worker``'s tuning flags (concurrency, prefetch multiplier, ...)
+    worker_flags: Mapping[str, Any] = field(default_factory=dict)
+    #: a partial beat (``--plugins ... --partial``) locks only against beats of its plugins
+    partial_beat: bool = False
+    #: ``platform doctor``: every broker and result-store call gives up after this long
+    io_timeout: float | None = None
+    #: ``platform_sdk.testing``: tasks run in the calling process; errors surface at .get()
+    eager: bool = False
 
 
 def _queue(q: Any) -> Queue:
@@ -115,22 +121,17 @@ def beat_schedule(registry: Registry) -> dict[str, dict[str, Any]]:
     return schedule
 
 
-def build_app(
-    settings: Settings,
-    registry: Registry,
-    router: Router,
-    retry_policies: dict[str, RetryPolicy],
-    problems: list[str],
-    calls: Mapping[str, arguments.CallSpec] | None = None,
-) -> Celery:
+def build_app(settings: Settings, checked: Checked, options: AppOptions | None = None
+              ) -> PlatformCelery:
+    options = options or AppOptions()
+    registry, calls = checked.registry, checked.calls
     home = settings.resolved_home
-    calls = calls if calls is not None else {}
     app = PlatformCelery("platform", set_as_current=False, task_cls=PlatformTask)
     app.enqueue_checks = EnqueueChecks(calls, settings.max_payload_bytes)
-    routes = task_routes(registry, router)
+    routes = task_routes(registry, checked.router)
     app.canvas_routing = canvas_routing(app, registry, routes, calls)
-    connection = brokers.broker_config(settings)
-    reliability.check(settings, registry, problems)
+    app.tuning = effective(options.worker_flags, settings.worker, registry.worker_hints)
+    connection = broker_config(settings)
     app.conf.update(
         connection,
         task_serializer="json",
@@ -151,19 +152,29 @@ def build_app(
         worker_send_task_events=False,
         worker_pool="platform_core.worker.pool:PreforkPool",
     )
-    app.conf.update(reliability.app_config(settings, connection))
-    recovery.configure(app, settings, problems)
+    app.conf.update(hardening.app_config(settings, connection))
+    app.conf.update(hardening.dead_letter_config(settings))
+    app.steps["worker"].add(ReleaseDelayed)
+    app.conf.worker_disable_prefetch = (kind(connection["broker_url"]) == "redis"
+                                        and hardening.reserve_one(app.tuning))
+    if options.partial_beat:
+        app.conf.platform_beat_scope = ",".join(sorted(registry.plugins))
+    if options.io_timeout is not None:
+        app.conf.update(hardening.io_bounds(app.conf, options.io_timeout))
+    if options.eager:
+        app.conf.update(task_always_eager=True, task_eager_propagates=False,
+                        task_store_eager_result=True)
     traced = telemetry.wanted(settings)
     if settings.tracing != "off":
         app.conf.beat_scheduler = telemetry.BEAT_SCHEDULER
     for c in registry.tasks:
         spec = c.item.spec
-        options = policies.task_options(spec, retry_policies, c.plugin, problems)
-        options.update(reliability.task_limits(spec, settings))
+        task = task_options(spec, checked.retry_policies)
+        task.update(hardening.task_limits(spec, settings))
         call = calls.get(spec.name)
         fn = arguments.validating(spec.fn, call, bind=spec.bind) if call else spec.fn
         if traced:
-            options["Request"] = telemetry.REQUEST_CLASS
-        app.task(fn, shared=False, base=PlatformTask, plugin=c.plugin.name, **options)
+            task["Request"] = telemetry.REQUEST_CLASS
+        app.task(fn, shared=False, base=PlatformTask, plugin=c.plugin.name, **task)
     app.finalize(auto=True)
     return app

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from platform_core.app.broker import kind
-from platform_core.loading.registry import Registry
+from platform_core import stores
+from platform_core.app.hold import horizon
+from platform_core.app.tuning import Tuned
 from platform_core.settings import Settings
+from platform_core.urls import kind
 from platform_sdk import TaskSpec
-
-# A task's hard time limit must end this long before its message can be redelivered:
-# time to kill the process and acknowledge the message, plus clock skew between hosts.
-VISIBILITY_MARGIN = 60
 
 HEALTH_CHECK_INTERVAL = 25  # seconds between PINGs on idle Redis connections
 SOCKET_TIMEOUT = 30.0  # a Redis command that gets no answer for this long fails
@@ -23,7 +22,7 @@ SCHEDULER = "platform_core.beat.scheduler:LockedScheduler"
 
 
 def app_config(settings: Settings, connection: dict[str, Any]) -> dict[str, Any]:
-    """Celery settings that harden the app; ``connection`` is ``brokers.broker_config``."""
+    """Celery settings that harden the app; ``connection`` is ``broker.broker_config``."""
     vt = settings.visibility_timeout
     broker, backend = kind(connection["broker_url"]), kind(connection["result_backend"])
     transport = dict(connection["broker_transport_options"], visibility_timeout=vt)
@@ -64,7 +63,6 @@ def app_config(settings: Settings, connection: dict[str, Any]) -> dict[str, Any]
         "worker_deduplicate_successful_tasks": True,
         "worker_soft_shutdown_timeout": settings.worker.soft_shutdown_timeout,
         "worker_enable_soft_shutdown_on_idle": settings.worker.soft_shutdown_timeout > 0,
-        "worker_disable_prefetch": broker == "redis",
         "beat_scheduler": SCHEDULER,
         "platform_beat_lock_timeout": settings.beat_lock_timeout,
         "platform_beat_lock_file": str(settings.resolved_home / "beat.lock"),
@@ -97,58 +95,46 @@ def task_limits(spec: TaskSpec, settings: Settings) -> dict[str, float | None]:
     return {"time_limit": hard, "soft_time_limit": soft}
 
 
-def visibility_margin(visibility_timeout: float) -> float:
-    """Time a hard limit must leave before the visibility timeout: to kill the task,
-    acknowledge it and absorb clock skew; a tenth of short timeouts (as in tests)."""
-    return min(VISIBILITY_MARGIN, visibility_timeout / 10)
+def dead_letter_config(settings: Settings) -> dict[str, Any]:
+    """Where dead letters, delivery counts and held long delays are kept, and their bounds."""
+    location = stores.locate(settings)
+    return {
+        "worker_consumer": "platform_core.worker.consumer:PlatformConsumer",
+        # "DATABASE" in the key makes Celery mask the value (it may hold the broker's
+        # password) in `celery inspect conf` and Flower's configuration view.
+        "platform_dead_letter_database": location.url,
+        "platform_dead_letter_source": location.source,
+        "platform_dead_letter_note": location.note,
+        "platform_max_redeliveries": settings.max_redeliveries,
+        "platform_max_payload_bytes": settings.max_payload_bytes,
+        "platform_delay_horizon": horizon(settings.visibility_timeout),
+    }
 
 
-def check(settings: Settings, registry: Registry, problems: list[str]) -> None:
-    """Every task ends before the broker could hand its message to a second worker."""
-    vt = settings.visibility_timeout
-    margin = visibility_margin(vt)
-    ceiling = vt - margin
-    if settings.task_soft_time_limit >= settings.task_time_limit:
-        problems.append(
-            f"setting `task_soft_time_limit` ({settings.task_soft_time_limit:g}s) is not below "
-            f"`task_time_limit` ({settings.task_time_limit:g}s); the soft limit must come first: "
-            "fix PLATFORM_TASK_SOFT_TIME_LIMIT or PLATFORM_TASK_TIME_LIMIT"
-        )
-    if settings.task_time_limit > ceiling:
-        problems.append(
-            f"setting `task_time_limit` ({settings.task_time_limit:g}s) lets a task run past "
-            f"the visibility timeout ({vt}s, less a {margin:g}s margin), after which "
-            "the broker hands its message to a second worker; lower PLATFORM_TASK_TIME_LIMIT to "
-            f"at most {ceiling:g} or raise PLATFORM_VISIBILITY_TIMEOUT to at least "
-            f"{settings.task_time_limit + margin:g}"
-        )
-    for c in registry.tasks:
-        spec = c.item.spec
-        if spec.time_limit is None:
-            if (spec.soft_time_limit is not None
-                    and spec.soft_time_limit >= settings.task_time_limit):
-                problems.append(
-                    f"{c.plugin.label} task `{spec.name}` sets soft_time_limit "
-                    f"{spec.soft_time_limit:g}s but no time_limit, so the default time_limit "
-                    f"({settings.task_time_limit:g}s, PLATFORM_TASK_TIME_LIMIT) would kill it "
-                    "first; give the task a time_limit above its soft_time_limit"
-                )
-            continue
-        if spec.time_limit > ceiling:
-            problems.append(
-                f"{c.plugin.label} task `{spec.name}` has time_limit {spec.time_limit:g}s, "
-                f"which runs past the visibility timeout ({vt}s, less a {margin:g}s "
-                "margin), after which the broker hands its message to a second worker; raise "
-                f"PLATFORM_VISIBILITY_TIMEOUT to at least {spec.time_limit + margin:g} "
-                f"or lower the task's time_limit to at most {ceiling:g}"
-            )
-
-
+# Where a prefetch multiplier an operator set comes from (see app.tuning).
 OPERATOR_SOURCES = {"command line", "configuration"}
 
 
-def keep_prefetch(app: Any, source: str) -> None:
-    """An operator who sets a prefetch multiplier asks for prefetching; a plugin hint
-    cannot turn off reserving only what the pool can start."""
-    if source in OPERATOR_SOURCES:
-        app.conf.worker_disable_prefetch = False
+def reserve_one(tuning: Mapping[str, Tuned]) -> bool:
+    """Whether a Redis worker reserves only what its pool can start: yes, unless an
+    operator sets a prefetch multiplier, which asks for prefetching (a plugin hint cannot
+    turn that guard off)."""
+    return tuning["prefetch_multiplier"].source not in OPERATOR_SOURCES
+
+
+def io_bounds(conf: Any, timeout: float) -> dict[str, Any]:
+    """Settings that make every broker and result-store call give up after ``timeout``."""
+    broker = kind(conf.broker_url)
+    options = dict(conf.broker_transport_options or {})
+    if broker == "redis":
+        options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
+    elif broker == "amqp":
+        options.update(read_timeout=timeout, write_timeout=timeout)
+    options["max_retries"] = 1
+    return {
+        "broker_transport_options": options,
+        "broker_connection_timeout": timeout,
+        "redis_socket_timeout": timeout,
+        "redis_socket_connect_timeout": timeout,
+        "result_backend_always_retry": False,
+    }

@@ -1,4 +1,4 @@
-"""The platform's Celery app class: every task message leaves through ``send_task``.
+"""The platform's Celery app and task classes: every task message leaves through ``send_task``.
 
 ``Task.apply_async`` (and so ``delay``, signatures, retries, chains and groups),
 beat and ``send_task`` by name all end in :meth:`PlatformCelery.send_task`, the one
@@ -16,6 +16,8 @@ from celery import Celery
 from platform_core.app import hold
 from platform_core.app.canvas import CanvasRouting
 from platform_core.app.enqueue import EnqueueChecks
+from platform_core.app.tuning import Tuned
+from platform_core.worker.task import ReliableTask
 
 
 class PlatformCelery(Celery):  # type: ignore[misc]
@@ -23,6 +25,8 @@ class PlatformCelery(Celery):  # type: ignore[misc]
     amqp_cls = "platform_core.worker.receive.transports:GuardedAMQP"
     enqueue_checks: EnqueueChecks | None = None
     canvas_routing: CanvasRouting | None = None
+    #: the effective worker tuning (:mod:`.tuning`), with where each value comes from
+    tuning: dict[str, Tuned]
 
     def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         if self.canvas_routing is not None:
@@ -33,3 +37,16 @@ class PlatformCelery(Celery):  # type: ignore[misc]
         if task_id is not None and not isinstance(task_id, str):
             options["task_id"] = str(task_id)  # a UUID would reach the worker as no text
         return hold.send_task(self, super().send_task, name, args, kwargs, **options)
+
+
+class PlatformTask(ReliableTask):
+    """Base of every plugin task; knows which plugin contributed it."""
+
+    plugin: str = ""
+    retry_policy_name: str = "default"
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        checks = getattr(self.app, "enqueue_checks", None)
+        if checks is not None and self.app.conf.task_always_eager:  # no send_task when eager
+            args, kwargs = checks(self.name, args, kwargs, options)
+        return super().apply_async(args, kwargs, **options)

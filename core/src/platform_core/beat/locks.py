@@ -22,11 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from platform_core.app.broker import kind
 from platform_core.beat.amqp_lock import LOCK_QUEUE, STATE_QUEUE, AmqpLock
 from platform_core.beat.file_lock import LOCK_FILE, FileLock
 from platform_core.beat.lock import UNKNOWN, BeatLock, EntryState, NoLock, identity
 from platform_core.beat.redis_lock import LOCK_KEY, STATE_KEY, RedisLock
+from platform_core.urls import kind
 
 __all__ = ["LOCK_FILE", "LOCK_KEY", "LOCK_QUEUE", "STATE_KEY", "STATE_QUEUE", "UNKNOWN",
            "AmqpLock", "BeatLock", "EntryState", "FileLock", "NoLock", "RedisLock", "for_app",

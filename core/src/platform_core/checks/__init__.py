@@ -1,1 +1,114 @@
-"""Stage 2, check: every start-up rule, run on the collected plugins before anything is built."""
+"""Stage 2, check: every start-up rule, run on the collected plugins before anything is built.
+
+:func:`run` takes what loading collected and the problems loading found, applies
+every rule, and returns a :class:`Checked`: the problems, each plugin left out for
+problems of its own, and, for the plugins that remain, everything the app builder
+needs (retry policies, routes, call specs, plugin settings) already resolved, so
+building the app cannot fail on a plugin.
+
+- :mod:`.declarations`: a name declared twice; a route, queue, retry policy or beat
+  entry that points at nothing an enabled plugin declares;
+- :mod:`.namespaces`: names outside a plugin's namespace, one plugin reaching into
+  another's;
+- :mod:`.policies`: retry-policy overrides, task options, the exceptions a policy
+  retries on;
+- :mod:`.limits`: time limits against the visibility timeout;
+- :mod:`.calls`: task signatures (:mod:`.arguments`), beat entries' arguments;
+- :mod:`.plugin_settings`: plugin settings values;
+- :mod:`.stores`: the dead-letter store's URL;
+- :mod:`.telemetry`: tracing and metrics export.
+
+A plugin left out can break another that relied on it (a retry policy it declares,
+say), so the plugin rules run again on what remains until no plugin is newly found
+broken; the first pass checks everything collected, so each plugin's problems are
+all reported. The rules that concern no plugin run once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from platform_core.checks import (
+    calls,
+    declarations,
+    limits,
+    namespaces,
+    plugin_settings,
+    policies,
+    stores,
+    telemetry,
+)
+from platform_core.checks.arguments import CallSpec
+from platform_core.checks.routing import DEFAULT_QUEUE, Router
+from platform_core.loading.problems import PluginProblem, culprits, shared
+from platform_core.loading.registry import Registry
+from platform_core.settings import Settings
+from platform_sdk import RetryPolicy
+
+
+@dataclass
+class Checked:
+    """The outcome of the checks: what the builder takes, and what was found."""
+
+    registry: Registry
+    router: Router
+    retry_policies: dict[str, RetryPolicy]
+    calls: dict[str, CallSpec]
+    plugin_settings: dict[type[BaseModel], BaseModel]
+    #: every problem, in the order found (a left-out plugin's problems once)
+    reported: list[str] = field(default_factory=list)
+    #: problems no single plugin is to blame for: start-up stops on any of them
+    fatal: list[str] = field(default_factory=list)
+    #: plugins left out, with their problems
+    broken: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _without_overrides_of(settings: Settings, everything: Registry, left_out: set[str]
+                          ) -> Settings:
+    """Settings without the retry-policy overrides that may be meant for a left-out plugin."""
+    if not left_out:
+        return settings
+    theirs = {c.item.name for c in everything.retry_policies if c.plugin.name in left_out}
+    kept = {name: override for name, override in settings.retry_policies.items()
+            if name not in theirs and not any(namespaces.owns(p, name) for p in left_out)}
+    return settings.model_copy(update={"retry_policies": kept})
+
+
+def run(settings: Settings, everything: Registry, found: list[str], *, partial: bool
+        ) -> Checked:
+    """Check ``everything`` collected; ``found`` holds the problems loading found, and
+    ``partial`` says the process loads only some installed plugins."""
+    reported = list(found)
+    broken = culprits(found)
+    fatal = shared(found)
+    excluded: set[str] = set()
+    while True:
+        problems: list[str] = []
+        registry = everything.without(excluded)
+        retry_policies = policies.resolve(_without_overrides_of(settings, everything, excluded),
+                                          registry, problems, partial=partial)
+        router = Router(registry.routes, DEFAULT_QUEUE)
+        declarations.check(registry, policies.BUILTIN, DEFAULT_QUEUE, router.match, problems)
+        namespaces.check(registry, DEFAULT_QUEUE, router.match, problems)
+        namespaces.check_plugin_names(registry, problems)
+        specs = calls.check(registry, problems)
+        settings_of = plugin_settings.check(settings, registry, problems)
+        policies.check_tasks(registry, retry_policies, problems)
+        limits.check(settings, registry, problems)
+        for name, errors in culprits(problems).items():
+            if name not in excluded:
+                broken.setdefault(name, []).extend(errors)
+        reported.extend(p for p in problems
+                        if isinstance(p, PluginProblem) and p.plugin not in excluded)
+        if set(broken) == excluded:
+            break
+        excluded = set(broken)
+    plain = shared(problems)
+    stores.check(settings, plain)
+    telemetry.check(settings, plain)
+    reported.extend(plain)
+    fatal.extend(plain)
+    return Checked(registry, router, retry_policies, specs, settings_of, reported, fatal,
+                   broken)

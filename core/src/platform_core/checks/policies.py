@@ -1,16 +1,14 @@
-"""Shared retry policies and how they become Celery task options."""
+"""Shared retry policies, and the checks of what each task asks of them and of Celery."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from platform_core.loading.discovery import PluginInfo
 from platform_core.loading.problems import blame
 from platform_core.loading.registry import Registry
 from platform_core.settings import Settings
 from platform_sdk import RetryPolicy, TaskSpec
-from platform_sdk.exceptions import InvalidTaskCall
 
 BUILTIN: dict[str, RetryPolicy] = {
     "default": RetryPolicy(name="default", max_retries=3, backoff_base=2, backoff_cap=600),
@@ -84,8 +82,7 @@ ALLOWED_OPTIONS = {
 }
 
 
-def _checked_extra(spec: TaskSpec, owner: PluginInfo, problems: list[str]
-                   ) -> dict[str, Any]:
+def _option_problems(spec: TaskSpec, owner: PluginInfo, problems: list[str]) -> None:
     from celery import Task as CeleryTask
 
     for key in spec.options:
@@ -102,51 +99,33 @@ def _checked_extra(spec: TaskSpec, owner: PluginInfo, problems: list[str]
                 "option (max_retries, default_retry_delay, priority, ...) or a parameter of "
                 "platform_sdk.task",
             ))
-    return {k: v for k, v in spec.options.items() if k in ALLOWED_OPTIONS}
 
 
-def task_options(
-    spec: TaskSpec, policies: dict[str, RetryPolicy], owner: PluginInfo,
-    problems: list[str],
-) -> dict[str, Any]:
-    """Celery task options for ``spec``; the task's own Celery options win."""
+def policy_of(spec: TaskSpec, policies: dict[str, RetryPolicy]) -> RetryPolicy:
+    """The task's inline policy, else the named one (``default`` when none is named)."""
     if isinstance(spec.retry, RetryPolicy):
-        policy = spec.retry
-    else:
-        policy = policies[spec.retry or "default"]
-    errors: list[type[BaseException]] = []
-    for dotted in policy.retry_on:
-        try:
-            errors.append(exception_class(dotted))
-        except (ImportError, AttributeError, TypeError) as exc:
-            problems.append(blame(
-                owner,
-                f"task `{spec.name}`: retry policy `{policy.name}` retries on "
-                f"`{dotted}`, which cannot be imported ({exc}); use a dotted exception name",
-            ))
-    options: dict[str, Any] = {
-        "name": spec.name,
-        "bind": spec.bind,
-        "max_retries": policy.max_retries,
-        "default_retry_delay": policy.backoff_base,
-        "retry_backoff": policy.backoff_base,
-        "retry_backoff_max": policy.backoff_cap,
-        "retry_jitter": policy.jitter,
-        "retry_policy_name": policy.name,
-        "acks_late": spec.idempotent,
-        "reject_on_worker_lost": spec.idempotent,
-        "ignore_result": spec.ignore_result,
-    }
-    if errors:
-        options["autoretry_for"] = tuple(errors)
-    for key in ("time_limit", "soft_time_limit", "rate_limit", "queue"):
-        value = getattr(spec, key)
-        if value is not None:
-            options[key] = value
-    options.update(_checked_extra(spec, owner, problems))
-    # Arguments are checked by the platform (platform_core.checks.arguments), and a call
-    # that does not fit the task never succeeds on a retry.
-    options["typing"] = False
-    own = options.get("dont_autoretry_for", ())
-    options["dont_autoretry_for"] = (*((own,) if isinstance(own, type) else own), InvalidTaskCall)
-    return options
+        return spec.retry
+    return policies[spec.retry or "default"]
+
+
+def check_tasks(registry: Registry, policies: dict[str, RetryPolicy], problems: list[str]
+                ) -> None:
+    """Each task's Celery options are allowed, and its policy's exceptions importable.
+
+    A task naming a policy that does not exist is reported by the declaration checks.
+    """
+    for c in registry.tasks:
+        spec = c.item.spec
+        _option_problems(spec, c.plugin, problems)
+        if isinstance(spec.retry, str) and spec.retry not in policies:
+            continue
+        policy = policy_of(spec, policies)
+        for dotted in policy.retry_on:
+            try:
+                exception_class(dotted)
+            except (ImportError, AttributeError, TypeError) as exc:
+                problems.append(blame(
+                    c.plugin,
+                    f"task `{spec.name}`: retry policy `{policy.name}` retries on "
+                    f"`{dotted}`, which cannot be imported ({exc}); use a dotted exception name",
+                ))

@@ -8,6 +8,9 @@ from fnmatch import fnmatchcase
 from platform_core.loading.registry import Contribution
 from platform_sdk import Route
 
+# Where a task no route matches goes; an enabled plugin must declare it (admin does).
+DEFAULT_QUEUE = "default"
+
 
 class Router:
     """Routes ordered most specific first: exact names, then longer globs."""

@@ -10,6 +10,7 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from platform_core.app.builder import AppOptions
     from platform_core.host import Host
 
 
@@ -19,11 +20,13 @@ def split_names(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def load_host(plugins: str | None = None, strict: bool | None = None) -> Host:
-    """The host; ``strict=None`` leaves it to the ``strict`` setting."""
+def load_host(plugins: str | None = None, strict: bool | None = None,
+              options: AppOptions | None = None) -> Host:
+    """The host; ``strict=None`` leaves it to the ``strict`` setting, and ``options`` say
+    what the command does with the app."""
     from platform_core.host import current
 
-    return current(plugins=split_names(plugins), strict=strict)
+    return current(plugins=split_names(plugins), strict=strict, options=options)
 
 
 def console(stderr: bool = False) -> Console:

@@ -83,11 +83,11 @@ def show(host: Host, report: Diagnosis) -> None:
 @click.pass_context
 def doctor(ctx: click.Context, task_id: str | None, json_output: bool, timeout: float) -> None:
     """Find what keeps tasks from running (exit status 1 if anything is wrong)."""
-    from platform_core.app.broker import redact
+    from platform_core.app.builder import AppOptions
     from platform_core.ops import diagnosis, task_diagnosis
+    from platform_core.redaction import redact
 
-    host = load_host()
-    diagnosis.bound(host, timeout)
+    host = load_host(options=AppOptions(io_timeout=timeout))
     deadline = 10 * timeout + 10
     done, report = diagnosis.run_bounded(
         (lambda: task_diagnosis.explain_task(host, task_id, timeout)) if task_id

@@ -124,8 +124,10 @@ def send(
             f"task `{task_name}` does not store results (ignore_result), so --wait would never "
             "see it finish; send it without --wait and follow it in the worker log"
         )
+    checks = host.app.enqueue_checks
     try:  # before reaching for the broker: a bad call fails the same everywhere
-        host.app.enqueue_checks(task_name, args, kwargs, {})
+        if checks is not None:
+            checks(task_name, args, kwargs, {})
     except InvalidTaskCall as exc:
         raise PlatformError(str(exc)) from None
     check_broker(host.app)

@@ -34,7 +34,7 @@ def select_queues(host: Any, queues: str | None) -> list[str]:
 def tuning_table(host: Any, queues: list[str], from_flag: bool, tuned: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    from platform_core.app.broker import redact
+    from platform_core.redaction import redact
 
     table = Table(title="platform worker", show_header=True, header_style="bold")
     table.add_column("setting")
@@ -95,14 +95,11 @@ def worker(
 ) -> None:
     """Start a worker for the selected plugins. Other Celery worker options pass through."""
     from platform_core.app.broker import check_broker
-    from platform_core.app.hardening import keep_prefetch
-    from platform_core.app.tuning import effective
+    from platform_core.app.builder import AppOptions
 
-    host = load_host(plugins, strict)
+    host = load_host(plugins, strict, AppOptions(worker_flags=cli_tuning))
     chosen = select_queues(host, queues)
-    tuned = effective(cli_tuning, host.settings.worker,
-                      (c for c in host.registry.worker_hints))
-    keep_prefetch(host.app, tuned["prefetch_multiplier"].source)
+    tuned = host.tuning
     console().print(tuning_table(host, chosen, queues is not None, tuned))
     if host.app.conf.platform_dead_letter_note:
         console(stderr=True).print(f"Note: {host.app.conf.platform_dead_letter_note}",
@@ -136,7 +133,9 @@ def beat(plugins: str | None, partial: bool, strict: bool | None, loglevel: str,
             "platform beat runs every enabled plugin's entries; --plugins would silently drop "
             "the others' periodic work. Add --partial if that is what you want"
         )
-    host = load_host(plugins, strict)
+    from platform_core.app.builder import AppOptions
+
+    host = load_host(plugins, strict, AppOptions(partial_beat=plugins is not None))
     table = Table(title="platform beat", header_style="bold")
     for column in ("entry", "task", "schedule", "plugin"):
         table.add_column(column)
@@ -144,8 +143,6 @@ def beat(plugins: str | None, partial: bool, strict: bool | None, loglevel: str,
         table.add_row(c.item.name, c.item.task, c.item.schedule.describe(), c.plugin.name)
     console().print(table)
     check_broker(host.app)
-    if plugins is not None:  # a partial beat locks only against beats of the same plugins
-        host.app.conf.platform_beat_scope = ",".join(sorted(host.plugins))
     host.settings.resolved_home.mkdir(parents=True, exist_ok=True)  # holds the schedule file
     host.app.start(["beat", "-l", loglevel, *celery_args])
 

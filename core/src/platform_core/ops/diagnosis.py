@@ -1,6 +1,7 @@
 """The checks behind ``platform doctor``: each returns findings naming culprit and fix.
 
-Every broker call is bounded: :func:`bound` gives the app's connections timeouts, and
+Every broker call is bounded: the doctor's app is built with timeouts on its connections
+(``AppOptions.io_timeout``), and
 the command runs the checks under an overall deadline (:func:`run_bounded`).
 """
 
@@ -16,13 +17,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from platform_core.app.broker import redact
 from platform_core.beat import locks as beatlock
 from platform_core.beat.locks import LOCK_FILE, LOCK_KEY, LOCK_QUEUE
 from platform_core.host import Host
 from platform_core.ops.broker_view import BrokerView, is_internal
+from platform_core.redaction import redact
+from platform_core.urls import kind
 
 Severity = Literal["error", "warning", "info"]
 
@@ -62,32 +63,6 @@ class Diagnosis:
     @property
     def healthy(self) -> bool:
         return all(f.severity == "info" for f in self.findings)
-
-
-# --- bounding every broker call ----------------------------------------------------------
-
-
-def bound(host: Host, timeout: float) -> None:
-    """Give the app's broker and result-store connections ``timeout``-second limits."""
-    conf = host.app.conf
-    scheme = _scheme(conf.broker_url)
-    options = dict(conf.broker_transport_options or {})
-    if scheme in ("redis", "rediss", "sentinel"):
-        options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
-    elif scheme.startswith("amqp") or scheme == "pyamqp":
-        options.update(read_timeout=timeout, write_timeout=timeout)
-    options["max_retries"] = 1
-    conf.update(
-        broker_transport_options=options,
-        broker_connection_timeout=timeout,
-        redis_socket_timeout=timeout,
-        redis_socket_connect_timeout=timeout,
-        result_backend_always_retry=False,
-    )
-
-
-def _scheme(url: str | None) -> str:
-    return urlsplit((url or "").split(";")[0]).scheme
 
 
 class _Call(threading.Thread):
@@ -198,7 +173,7 @@ def check_broker(host: Host, timeout: float) -> list[Finding]:
 def check_result_backend(host: Host) -> list[Finding]:
     conf = host.app.conf
     url = str(conf.result_backend)
-    if _scheme(url) not in ("redis", "rediss"):
+    if kind(url) != "redis":
         return []
     try:
         host.app.backend.client.ping()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from platform_core.app.broker import redact
 from platform_core.host import Host
 from platform_core.ops.broker_view import Located
 from platform_core.ops.diagnosis import (
@@ -19,6 +18,7 @@ from platform_core.ops.diagnosis import (
     task_label,
     worker_fix,
 )
+from platform_core.redaction import redact
 
 _DONE_STATES: dict[str, Severity] = {"SUCCESS": "info", "FAILURE": "warning", "REVOKED": "warning"}
 

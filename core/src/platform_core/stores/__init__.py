@@ -15,12 +15,13 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from platform_core.urls import redis_client_url
+
 if TYPE_CHECKING:
     from platform_core.settings import Settings
     from platform_core.stores.base import Store
 
 SQLITE_FILE = "reliability.sqlite3"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 @dataclass(frozen=True)
@@ -39,43 +40,21 @@ class Location:
                 "they all reach")
 
 
-def is_redis(url: str) -> bool:
-    return url.startswith(REDIS_SCHEMES)
-
-
 def locate(settings: Settings) -> Location:
     if settings.dead_letter_url:
         return Location(settings.dead_letter_url.get_secret_value(), "PLATFORM_DEAD_LETTER_URL")
     sqlite = f"sqlite:///{settings.resolved_home / SQLITE_FILE}"
     if not settings.broker_url:
         return Location(sqlite, "default: SQLite under home")
-    first = settings.broker_url.get_secret_value().split(";")[0]
-    if is_redis(first):
-        return Location(first, "default: the broker's Redis")
+    broker = redis_client_url(settings.broker_url.get_secret_value())
+    if broker:
+        return Location(broker, "default: the broker's Redis")
     backend = settings.result_backend.get_secret_value() if settings.result_backend else ""
-    if is_redis(backend):
+    if redis_client_url(backend):
         return Location(backend, "default: the result backend")
     if backend.startswith("db+"):
         return Location(backend[3:], "default: the result backend")
     return Location(sqlite, "default: SQLite under home", local=True)
-
-
-def url_problem(location: Location) -> str | None:
-    """Why an explicitly configured store URL cannot work, or None."""
-    if location.source != "PLATFORM_DEAD_LETTER_URL" or is_redis(location.url):
-        return None
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        make_url(location.url).get_dialect()
-    except (ArgumentError, NoSuchModuleError) as exc:
-        from platform_core.redaction import redact
-
-        return (f"setting `dead_letter_url` ({redact(location.url)}) is neither a redis:// nor "
-                f"a SQLAlchemy database URL ({exc}); fix PLATFORM_DEAD_LETTER_URL or "
-                "`dead_letter_url` in platform.toml")
-    return None
 
 
 _stores: dict[tuple[int, str], Store] = {}
@@ -93,10 +72,11 @@ def open_store(url: str) -> Store:
 
 
 def _make(url: str) -> Store:
-    if is_redis(url):
+    redis_url = redis_client_url(url)
+    if redis_url:
         from platform_core.stores.redis_store import RedisStore
 
-        return RedisStore(url)
+        return RedisStore(redis_url)
     from platform_core.stores.sql_store import SqlStore
 
     return SqlStore(url)

@@ -36,33 +36,7 @@ def install(app: Any, settings: Settings) -> None:
         tracing.install(app, settings.tracing, settings.tracing_delayed,
                         settings.tracing_link_after)
     if settings.metrics != "off":
-        _check_metrics(settings)
         _metrics_on_worker_start(app, settings)
-
-
-def _check_metrics(settings: Settings) -> None:
-    """Fail at start-up, in the operator's terminal, rather than inside the worker."""
-    from platform_core.errors import ConfigurationError
-    from platform_core.telemetry.export import export_interval, protocol
-
-    if settings.metrics == "prometheus":
-        try:
-            import opentelemetry.exporter.prometheus  # noqa: F401
-            import prometheus_client  # noqa: F401
-        except ImportError as exc:
-            raise ConfigurationError([
-                f"PLATFORM_METRICS=prometheus needs the prometheus extra ({exc}); "
-                "pip install 'platform-core[prometheus]' or choose PLATFORM_METRICS=otlp"
-            ]) from None
-        host, _, port = settings.metrics_address.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigurationError([
-                f"PLATFORM_METRICS_ADDRESS={settings.metrics_address!r} is not host:port; "
-                "use e.g. 127.0.0.1:9464"
-            ])
-    elif settings.metrics == "otlp":
-        protocol("metrics")
-        export_interval()
 
 
 def _metrics_on_worker_start(app: Any, settings: Settings) -> None:
