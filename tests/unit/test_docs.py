@@ -1,10 +1,17 @@
 """The docs say what the code does: every hook is in the hooks reference under its exact
-signature."""
+signature, and docs/cli.md shows every command's ``--help`` as the command prints it.
+
+A failing help check names the command; ``python -m tests.docs_cli --write`` rewrites the
+stale blocks (see tests/docs_cli.py).
+"""
 
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import subprocess
+import sys
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +21,7 @@ import pluggy
 import pytest
 
 from platform_sdk import hookspecs
+from tests import docs_cli
 from tests.markdown import Block, Document, Heading, parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,3 +167,64 @@ def test_every_hook_example_is_a_working_implementation(name: str) -> None:
         else:
             ok = isinstance(item, get_origin(accepted) or accepted)
         assert ok, f"{where}: the example of {name} registers {item!r}, not a {accepted}"
+
+
+# --- docs/cli.md --------------------------------------------------------------------------
+
+COMMANDS = docs_cli.commands()
+
+
+def test_the_command_tree_is_walked() -> None:
+    assert () in COMMANDS
+    assert ("dlq", "replay") in COMMANDS
+    assert ("plugins", "show") in COMMANDS
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=docs_cli.command_line)
+def test_cli_doc_shows_the_help_of(path: docs_cli.CommandPath) -> None:
+    problem = docs_cli.problems(docs_cli.CLI_DOC.read_text(encoding="utf-8")).get(path)
+    assert problem is None, f"{docs_cli.command_line(path)}: {problem}"
+
+
+def test_cli_doc_shows_no_help_of_a_missing_command() -> None:
+    wrong = docs_cli.problems(docs_cli.CLI_DOC.read_text(encoding="utf-8"))
+    stale = [problem for path, problem in wrong.items() if path not in COMMANDS]
+    assert not stale, "\n".join(stale)
+
+
+@pytest.mark.parametrize("path", [(), ("worker",)], ids=docs_cli.command_line)
+def test_help_is_rendered_as_an_80_column_terminal_shows_it(
+    path: docs_cli.CommandPath,
+) -> None:
+    real = subprocess.run(
+        [sys.executable, "-m", "platform_core", *path, "--help"],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "COLUMNS": str(docs_cli.WIDTH)},
+    )
+    assert real.stdout == docs_cli.render_help(path)
+
+
+def current_cli_doc() -> str:
+    """docs/cli.md with its help blocks current, so these tests check the regeneration even
+    while a block is stale (which the tests above report)."""
+    return docs_cli.rewrite(docs_cli.CLI_DOC.read_text(encoding="utf-8"))
+
+
+def test_regenerating_fixes_a_stale_block_and_keeps_the_prose() -> None:
+    text = current_cli_doc()
+    stale = text.replace("  --wait                   Show state", "  --wait  Show state", 1)
+    assert stale != text, "the send block is not where this test expects it"
+    assert ("send",) not in docs_cli.problems(text)
+    assert ("send",) in docs_cli.problems(stale)
+    assert "docs_cli --write" in docs_cli.problems(stale)[("send",)]
+    assert docs_cli.rewrite(stale) == text
+
+
+def test_regenerating_puts_a_missing_block_under_its_heading() -> None:
+    text = current_cli_doc()
+    block = "\n".join(["```console", *docs_cli.expected_body(("queues",)), "```"]) + "\n\n"
+    without = text.replace(block, "", 1)
+    assert without != text, "the queues block is not where this test expects it"
+    assert ("queues",) not in docs_cli.problems(text)
+    assert "has no block" in docs_cli.problems(without)[("queues",)]
+    assert docs_cli.rewrite(without) == text
