@@ -193,7 +193,7 @@ def test_the_broker_view_never_opens_a_fifo_in_the_queue_folder(tmp_path: Path) 
 
     from kombu import Connection
 
-    from platform_core.ops.broker_view import BrokerView
+    from platform_core.broker.view import BrokerView
 
     folder = tmp_path / "queue"
     folder.mkdir()

@@ -13,8 +13,7 @@ from pydantic import ValidationError
 
 from platform_core.checks.routing import Router
 from platform_core.host import Host
-from platform_core.loading.discovery import PluginInfo
-from platform_core.loading.registry import Contribution
+from platform_core.loading.registry import Contribution, PluginInfo
 from platform_sdk import BeatEntry, Crontab, Every, Queue, RetryPolicy, Route, WorkerHints
 from tests.support import PlatformEnv
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from platform_core.app.broker import broker_config
+from platform_core.broker.config import broker_config
 from platform_core.errors import ConfigurationError, PlatformError
 from platform_core.redaction import SecretUrl, redact
 from platform_core.settings import Settings, load_settings

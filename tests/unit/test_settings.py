@@ -9,7 +9,7 @@ import pytest
 import platform_sdk
 from platform_admin.settings import AdminSettings
 from platform_core import host as host_module
-from platform_core.app.broker import broker_config, redact
+from platform_core.broker.config import broker_config, redact
 from platform_core.settings import Settings, plugin_values
 from platform_quant.settings import QuantSettings
 from tests.support import PlatformEnv, output_of

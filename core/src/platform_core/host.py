@@ -21,9 +21,8 @@ from platform_core.app.platform_celery import PlatformCelery
 from platform_core.app.tuning import Tuned
 from platform_core.checks.routing import Router
 from platform_core.errors import ConfigurationError
-from platform_core.loading.discovery import PluginInfo
 from platform_core.loading.plugins import load
-from platform_core.loading.registry import Registry
+from platform_core.loading.registry import PluginInfo, Registry
 from platform_core.settings import Settings, load_settings
 from platform_core.telemetry import log_privacy
 from platform_sdk import RetryPolicy, runtime

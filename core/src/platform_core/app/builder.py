@@ -19,12 +19,12 @@ from kombu.entity import Exchange, Queue
 
 from platform_core import telemetry
 from platform_core.app import hardening
-from platform_core.app.broker import broker_config
 from platform_core.app.canvas import CanvasRouting
 from platform_core.app.enqueue import EnqueueChecks
 from platform_core.app.platform_celery import PlatformCelery, PlatformTask
 from platform_core.app.task_options import task_options
 from platform_core.app.tuning import effective
+from platform_core.broker.config import broker_config
 from platform_core.checks import Checked, arguments
 from platform_core.checks.routing import DEFAULT_QUEUE, Router
 from platform_core.loading.registry import Registry

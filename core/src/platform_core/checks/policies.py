@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from platform_core.loading.discovery import PluginInfo
 from platform_core.loading.problems import blame
-from platform_core.loading.registry import Registry
+from platform_core.loading.registry import PluginInfo, Registry
 from platform_core.settings import Settings
 from platform_sdk import RetryPolicy, TaskSpec
 

@@ -152,7 +152,7 @@ def replay(entry_id: str | None, every: bool) -> None:
     Each is checked as a worker checks a message first; an entry is removed only
     after its message was published. ``--all`` stops at the first entry it refuses.
     """
-    from platform_core.app.broker import check_broker
+    from platform_core.broker.config import check_broker
     from platform_core.worker.receive.gate import limits_for
 
     host, letters = _open()

@@ -319,7 +319,7 @@ def flower(address: str, port: int, basic_auth: str | None, no_auth: bool,
         from_env = source is click.core.ParameterSource.ENVIRONMENT
         labels["basic_auth"] = AUTH_ENV if from_env else "--basic-auth"
     check(resolve(args, labels), address, no_auth)
-    from platform_core.app.broker import check_broker
+    from platform_core.broker.config import check_broker
 
     host = load_host()
     check_broker(host.app)

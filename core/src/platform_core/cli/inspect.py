@@ -17,7 +17,7 @@ METHODS = ("active", "registered", "stats", "scheduled", "reserved", "active_que
 @click.option("-d", "--destination", help="Comma-separated worker names to ask.")
 def inspect(what: str, timeout: float, destination: str | None) -> None:
     """Ask the running workers what they are doing (like `celery inspect`)."""
-    from platform_core.app.broker import check_broker
+    from platform_core.broker.config import check_broker
 
     host = load_host()
     check_broker(host.app)

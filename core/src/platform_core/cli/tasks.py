@@ -99,7 +99,7 @@ def send(
     """Enqueue TASK_NAME and print its id."""
     args = parse_json("--args", args_json, list, "[1, 2]")
     kwargs = parse_json("--kwargs", kwargs_json, dict, '{"to": "a@example.com"}')
-    from platform_core.app.broker import check_broker
+    from platform_core.broker.config import check_broker
     from platform_core.checks.namespaces import owns
     from platform_sdk.exceptions import InvalidTaskCall
 

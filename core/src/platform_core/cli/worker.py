@@ -94,8 +94,8 @@ def worker(
     **cli_tuning: Any,
 ) -> None:
     """Start a worker for the selected plugins. Other Celery worker options pass through."""
-    from platform_core.app.broker import check_broker
     from platform_core.app.builder import AppOptions
+    from platform_core.broker.config import check_broker
 
     host = load_host(plugins, strict, AppOptions(worker_flags=cli_tuning))
     chosen = select_queues(host, queues)
@@ -126,7 +126,7 @@ def beat(plugins: str | None, partial: bool, strict: bool | None, loglevel: str,
     """Run the scheduler with the beat entries of every enabled plugin."""
     from rich.table import Table
 
-    from platform_core.app.broker import check_broker
+    from platform_core.broker.config import check_broker
 
     if plugins is not None and not partial:
         raise PlatformError(

@@ -13,20 +13,9 @@ from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 
 from platform_core.loading.problems import blame
+from platform_core.loading.registry import PluginInfo
 
 GROUP = "platform.plugins"
-
-
-@dataclass(frozen=True)
-class PluginInfo:
-    name: str
-    distribution: str
-    version: str
-    target: str
-
-    @property
-    def label(self) -> str:
-        return f"plugin `{self.name}` ({self.distribution} {self.version})"
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from typing import Any
 import pluggy
 from pydantic import BaseModel, ValidationError
 
-from platform_core.loading.discovery import LoadedPlugin, PluginInfo
+from platform_core.loading.discovery import LoadedPlugin
 from platform_core.loading.problems import blame
-from platform_core.loading.registry import Contribution, Registry
+from platform_core.loading.registry import Contribution, PluginInfo, Registry
 from platform_sdk import BeatEntry, Queue, RetryPolicy, Route, Task, WorkerHints, hookspecs
 
 HOOKS: dict[str, type | None] = {

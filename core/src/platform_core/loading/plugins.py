@@ -8,7 +8,7 @@ from typing import Any
 
 from platform_core.loading import discovery
 from platform_core.loading.hooks import collect, new_manager, register_plugins
-from platform_core.loading.registry import Registry
+from platform_core.loading.registry import PluginInfo, Registry
 from platform_core.settings import Settings
 
 IN_PROCESS = "registered in process"
@@ -24,7 +24,7 @@ class Loaded:
     #: the process loads only some installed plugins (an allowlist or a denylist)
     partial: bool
 
-    def known(self) -> dict[str, discovery.PluginInfo]:
+    def known(self) -> dict[str, PluginInfo]:
         """Every plugin installed or loaded, by name (for reporting the broken ones)."""
         known = {name: infos[0] for name, infos in discovery.installed().items()}
         known.update((p.info.name, p.info) for p in self.plugins)
@@ -46,7 +46,7 @@ def load(settings: Settings, plugins: Sequence[str] | None = None,
             )
     loaded = discovery.load(allow, settings.disabled_plugins, problems)
     for name, obj in extra_plugins:
-        info = discovery.PluginInfo(name, IN_PROCESS, "-", getattr(obj, "__name__", repr(obj)))
+        info = PluginInfo(name, IN_PROCESS, "-", getattr(obj, "__name__", repr(obj)))
         loaded.append(discovery.LoadedPlugin(info, obj))
     pm = new_manager()
     infos = register_plugins(pm, loaded, problems)

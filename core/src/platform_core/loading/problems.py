@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from platform_core.loading.discovery import PluginInfo
+    from platform_core.loading.registry import PluginInfo
 
 
 class PluginProblem(str):

@@ -8,12 +8,23 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from platform_core.loading.discovery import PluginInfo
 from platform_sdk import BeatEntry, Queue, RetryPolicy, Route, Task, WorkerHints
 
 T = TypeVar("T")
 KINDS = ("tasks", "queues", "routes", "beat_entries", "retry_policies", "worker_hints",
          "settings_models")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    target: str
+
+    @property
+    def label(self) -> str:
+        return f"plugin `{self.name}` ({self.distribution} {self.version})"
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from platform_core.beat import locks as beatlock
 from platform_core.beat.locks import LOCK_FILE, LOCK_KEY, LOCK_QUEUE
+from platform_core.broker.view import BrokerView, is_internal
 from platform_core.host import Host
-from platform_core.ops.broker_view import BrokerView, is_internal
 from platform_core.redaction import redact
 from platform_core.urls import kind
 

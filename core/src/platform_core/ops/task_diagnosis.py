@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from platform_core.broker.view import Located
 from platform_core.host import Host
-from platform_core.ops.broker_view import Located
 from platform_core.ops.diagnosis import (
     Diagnosis,
     Finding,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from platform_core.ops.broker_view import BrokerView
+from platform_core.broker.view import BrokerView
 
 
 def depths(app: Any, queues: Iterable[str]) -> dict[str, int]:
