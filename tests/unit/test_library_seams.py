@@ -163,6 +163,8 @@ SEAMS: tuple[Seam, ...] = (
     Seam(CELERY, "celery.utils.time.maybe_make_aware", "platform_core.app.hold", "function",
          ("dt",)),
     Seam(CELERY, "celery.worker.components.Timer", "platform_core.worker.release", "class"),
+    Seam(CELERY, "celery.concurrency.prefork.TaskPool.on_start", "platform_core.worker.pool",
+         "method", ("self",)),
     Seam(CELERY, "celery.concurrency.prefork.TaskPool.on_stop", "platform_core.worker.pool",
          "method", ("self",)),
     Seam(CELERY, "celery.concurrency.prefork.TaskPool._pool", "platform_core.worker.pool",

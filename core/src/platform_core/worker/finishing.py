@@ -67,5 +67,8 @@ def _on_child_start(**_: Any) -> None:
     signals.task_postrun.connect(release, weak=False, dispatch_uid="platform.finishing")
 
 
-signals.worker_process_init.connect(
-    _on_child_start, weak=False, dispatch_uid="platform.finishing")
+def install() -> None:
+    """Hold termination in the pool children forked from now on (``PreforkPool`` calls
+    this before it starts its children)."""
+    signals.worker_process_init.connect(
+        _on_child_start, weak=False, dispatch_uid="platform.finishing")

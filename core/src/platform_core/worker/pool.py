@@ -10,14 +10,22 @@ after a warm shutdown that has already joined every child:
 
 Once the children have finished and been joined there is nothing left for either
 to do, so the thread is stopped and the finalizer cancelled.
+
+Its children also get the finishing window (:mod:`.finishing`).
 """
 
 from __future__ import annotations
 
 from celery.concurrency.prefork import TaskPool
 
+from platform_core.worker import finishing
+
 
 class PreforkPool(TaskPool):  # type: ignore[misc]
+    def on_start(self) -> None:
+        finishing.install()  # its children finish storing a result before they stop
+        super().on_start()
+
     def on_stop(self) -> None:
         pool = self._pool
         super().on_stop()
