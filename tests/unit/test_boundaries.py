@@ -230,3 +230,25 @@ def test_sdk_exports_what_plugins_need() -> None:
                  "RetryPolicy", "WorkerHints", "settings", "data_dir"):
         assert name in platform_sdk.__all__
         assert hasattr(platform_sdk, name)
+
+
+def test_sdk_exports_every_exception_type() -> None:
+    """A plugin or an application catches the platform's errors from ``platform_sdk``."""
+    from celery import exceptions as celery_exceptions
+
+    from platform_sdk import exceptions
+
+    assert {"InvalidTaskCall", "PayloadTooLarge", "HostNotAvailable"} <= set(exceptions.__all__)
+    for name in exceptions.__all__:
+        assert name in platform_sdk.__all__
+        exported = getattr(platform_sdk, name)
+        assert exported is getattr(exceptions, name)
+        assert issubclass(exported, Exception)
+    for name in exceptions.CELERY_EXCEPTIONS:
+        assert getattr(platform_sdk, name) is getattr(celery_exceptions, name)
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        platform_sdk.Nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_every_sdk_export_exists() -> None:
+    assert [n for n in platform_sdk.__all__ if not hasattr(platform_sdk, n)] == []

@@ -1,13 +1,20 @@
-"""Exceptions a task may raise or catch, and the ones the platform raises at a bad call.
+"""Exceptions a task may raise or catch, and the ones the platform raises.
 
-Plugins and application code need only the SDK to catch them.
+Plugins and application code need only the SDK to catch them; each is also exported
+by :mod:`platform_sdk`. Celery's own (``Ignore``, ``Reject``, ``Retry``,
+``SoftTimeLimitExceeded``) are re-exported as they are, imported on first use so that
+importing the SDK loads no Celery.
 """
 
 from __future__ import annotations
 
-from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 
 __all__ = [
+    "HostNotAvailable",
     "Ignore",
     "InvalidTaskCall",
     "PayloadTooLarge",
@@ -15,6 +22,22 @@ __all__ = [
     "Retry",
     "SoftTimeLimitExceeded",
 ]
+
+CELERY_EXCEPTIONS = ("Ignore", "Reject", "Retry", "SoftTimeLimitExceeded")
+
+
+def __getattr__(name: str) -> Any:
+    if name in CELERY_EXCEPTIONS:
+        from celery import exceptions
+
+        value = getattr(exceptions, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}", name=name)
+
+
+class HostNotAvailable(RuntimeError):
+    """No platform host is installed or it failed to start."""
 
 
 class InvalidTaskCall(TypeError, ValueError):

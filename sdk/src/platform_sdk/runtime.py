@@ -20,15 +20,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from .exceptions import HostNotAvailable
+
 __all__ = ["HostNotAvailable", "bind", "current_app", "data_dir", "settings", "unbind"]
 
 HOST_GROUP = "platform.host"
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class HostNotAvailable(RuntimeError):
-    """No platform host is installed or it failed to start."""
 
 
 @dataclass
