@@ -252,3 +252,17 @@ def test_sdk_exports_every_exception_type() -> None:
 
 def test_every_sdk_export_exists() -> None:
     assert [n for n in platform_sdk.__all__ if not hasattr(platform_sdk, n)] == []
+
+
+def test_importing_the_sdks_exceptions_loads_nothing_heavy(platform_env: PlatformEnv) -> None:
+    """The host's command line imports them; ``platform --help`` must stay light."""
+    code = (
+        "import sys\n"
+        "from platform_sdk.exceptions import InvalidTaskCall\n"
+        "print(sorted(m for m in ('celery', 'pydantic', 'pluggy', 'platform_sdk.models', "
+        "'platform_sdk.tasks') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=platform_env.environ,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, output_of(result)
+    assert result.stdout.splitlines() == ["[]"]

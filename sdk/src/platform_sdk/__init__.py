@@ -1,16 +1,27 @@
-"""Platform SDK: everything a plugin imports."""
+"""Platform SDK: everything a plugin imports.
 
+Each name is imported from its module on first use, so importing one module of the
+SDK (the host imports :mod:`platform_sdk.exceptions` to start its command line)
+loads only that module, and importing the SDK loads no Celery.
+"""
+
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from . import exceptions
-from .exceptions import HostNotAvailable, InvalidTaskCall, PayloadTooLarge
-from .hookspecs import hookimpl
-from .models import BeatEntry, Crontab, Every, Queue, RetryPolicy, Route, Schedule, WorkerHints
-from .runtime import data_dir, settings
-from .tasks import Task, TaskSpec, task
-
 if TYPE_CHECKING:
-    from .exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
+    from .exceptions import (
+        HostNotAvailable,
+        Ignore,
+        InvalidTaskCall,
+        PayloadTooLarge,
+        Reject,
+        Retry,
+        SoftTimeLimitExceeded,
+    )
+    from .hookspecs import hookimpl
+    from .models import BeatEntry, Crontab, Every, Queue, RetryPolicy, Route, Schedule, WorkerHints
+    from .runtime import data_dir, settings
+    from .tasks import Task, TaskSpec, task
 
 __all__ = [
     "BeatEntry",
@@ -36,11 +47,25 @@ __all__ = [
     "task",
 ]
 
+_MODULE_OF = {
+    **dict.fromkeys(("HostNotAvailable", "Ignore", "InvalidTaskCall", "PayloadTooLarge",
+                     "Reject", "Retry", "SoftTimeLimitExceeded"), "exceptions"),
+    "hookimpl": "hookspecs",
+    **dict.fromkeys(("BeatEntry", "Crontab", "Every", "Queue", "RetryPolicy", "Route",
+                     "Schedule", "WorkerHints"), "models"),
+    **dict.fromkeys(("data_dir", "settings"), "runtime"),
+    **dict.fromkeys(("Task", "TaskSpec", "task"), "tasks"),
+}
+
 
 def __getattr__(name: str) -> Any:
-    """Celery's exceptions, imported on first use: importing the SDK loads no Celery."""
-    if name in exceptions.CELERY_EXCEPTIONS:
-        value = getattr(exceptions, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}", name=name)
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}", name=name)
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
