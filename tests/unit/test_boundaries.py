@@ -254,6 +254,19 @@ def test_every_sdk_export_exists() -> None:
     assert [n for n in platform_sdk.__all__ if not hasattr(platform_sdk, n)] == []
 
 
+def test_the_hosts_start_up_error_is_the_sdks() -> None:
+    """What stops the host at start-up reaches plugin code as ``platform_sdk.StartupError``."""
+    from platform_core.errors import ConfigurationError, PlatformError
+
+    error = ConfigurationError(["first", "second with redis://user:hunter2@host"])
+    assert isinstance(error, platform_sdk.StartupError)
+    assert isinstance(error, PlatformError)
+    assert error.problems == ["first", "second with redis://user:***@host"]
+    assert str(error) == ("the platform cannot start: 2 problems\n  - first\n"
+                          "  - second with redis://user:***@host")
+    assert str(platform_sdk.StartupError(["one"])) == "the platform cannot start: one"
+
+
 def test_importing_the_sdks_exceptions_loads_nothing_heavy(platform_env: PlatformEnv) -> None:
     """The host's command line imports them; ``platform --help`` must stay light."""
     code = (

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         Reject,
         Retry,
         SoftTimeLimitExceeded,
+        StartupError,
     )
     from .hookspecs import hookimpl
     from .models import BeatEntry, Crontab, Every, Queue, RetryPolicy, Route, Schedule, WorkerHints
@@ -38,6 +39,7 @@ __all__ = [
     "Route",
     "Schedule",
     "SoftTimeLimitExceeded",
+    "StartupError",
     "Task",
     "TaskSpec",
     "WorkerHints",
@@ -49,7 +51,7 @@ __all__ = [
 
 _MODULE_OF = {
     **dict.fromkeys(("HostNotAvailable", "Ignore", "InvalidTaskCall", "PayloadTooLarge",
-                     "Reject", "Retry", "SoftTimeLimitExceeded"), "exceptions"),
+                     "Reject", "Retry", "SoftTimeLimitExceeded", "StartupError"), "exceptions"),
     "hookimpl": "hookspecs",
     **dict.fromkeys(("BeatEntry", "Crontab", "Every", "Queue", "RetryPolicy", "Route",
                      "Schedule", "WorkerHints"), "models"),

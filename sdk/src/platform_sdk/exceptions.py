@@ -8,6 +8,7 @@ importing the SDK loads no Celery.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ __all__ = [
     "Reject",
     "Retry",
     "SoftTimeLimitExceeded",
+    "StartupError",
 ]
 
 CELERY_EXCEPTIONS = ("Ignore", "Reject", "Retry", "SoftTimeLimitExceeded")
@@ -38,6 +40,24 @@ def __getattr__(name: str) -> Any:
 
 class HostNotAvailable(RuntimeError):
     """No platform host is installed or it failed to start."""
+
+
+class StartupError(Exception):
+    """The platform refused to start: its start-up checks found problems.
+
+    Raised where a host starts: ``platform worker``, an application's first
+    ``task.delay()``, :func:`platform_sdk.testing.platform`. ``problems`` lists every
+    problem found, each naming its culprit (plugin, distribution, task, queue, entry)
+    and the fix; the message shows them all.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            super().__init__(f"the platform cannot start: {self.problems[0]}")
+            return
+        head = f"the platform cannot start: {len(self.problems)} problems"
+        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
 
 
 class InvalidTaskCall(TypeError, ValueError):

@@ -7,7 +7,8 @@
             assert greet.delay("Ada").get() == {"greeting": "Hi, Ada!", "name": "Ada"}
 
 The host validates the plugins exactly as ``platform worker`` would (a broken
-declaration fails here), then runs every ``delay()``/``apply_async()`` eagerly:
+declaration fails here with :class:`platform_sdk.StartupError`, whose ``problems``
+list what it found), then runs every ``delay()``/``apply_async()`` eagerly:
 the task body, its retry policy and ``self.update_state`` run in the test, with
 results kept in a SQLite store under ``home``. Nothing needs a broker or a worker.
 """
@@ -38,6 +39,7 @@ def platform(
     :param settings: plugin settings by plugin name, as under ``[plugin.NAME]``.
     :param eager: run tasks in this process (default); with ``False`` tasks are sent
         to the configured broker for a real worker.
+    :raises platform_sdk.StartupError: the host refused to start these plugins.
     """
     if not plugins:
         raise ValueError("name at least one plugin: platform('hello', home=tmp_path)")
