@@ -15,7 +15,7 @@ import platform_sdk
 from platform_admin.tasks import print_hello
 from platform_core import host as host_module
 from platform_core.loading.hooks import HOOKS
-from platform_sdk import hookspecs, runtime, task
+from platform_sdk import hookspecs, hosting, task
 from tests.support import PlatformEnv, output_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,6 +109,45 @@ def test_plugins_import_only_the_sdk(package: Path) -> None:
     assert offending(package, {"platform_sdk", package.name}) == []
 
 
+HOST_SIDE = "platform_sdk.hosting"
+
+
+def host_side_imports(source: str, filename: str = "<source>") -> list[int]:
+    """Lines that import the SDK's host side, as a module or from the package."""
+    lines = [line for line, module in imported_modules(source, filename)
+             if module == HOST_SIDE or module.startswith(f"{HOST_SIDE}.")]
+    for node in ast.walk(ast.parse(source, filename)):
+        if (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "platform_sdk"
+                and any(alias.name == "hosting" for alias in node.names)):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_the_host_side_scanner() -> None:
+    source = ("import platform_sdk.hosting\nfrom platform_sdk import task, hosting\n"
+              "from platform_sdk.hosting import bind\nfrom platform_sdk import runtime\n")
+    assert host_side_imports(source) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("package", PLUGIN_SOURCES, ids=lambda p: p.name)
+def test_plugins_never_use_the_host_side_of_the_sdk(package: Path) -> None:
+    found = [f"{path.relative_to(ROOT)}:{line}" for path in python_files(package)
+             for line in host_side_imports(path.read_text(), str(path))]
+    assert found == []
+
+
+def test_runtime_exports_only_what_plugins_use() -> None:
+    """Binding a host is :mod:`platform_sdk.hosting`'s job, not part of the plugin API."""
+    from platform_sdk import runtime
+
+    assert sorted(runtime.__all__) == ["HostNotAvailable", "data_dir", "settings"]
+    for name in ("bind", "unbind", "current_app", "start"):
+        assert not hasattr(runtime, name), name
+        assert name not in platform_sdk.__all__
+        assert name in hosting.__all__
+    assert "hosting" not in platform_sdk.__all__
+
+
 def test_sdk_and_plugin_code_run_without_the_host(platform_env: PlatformEnv) -> None:
     """Importing the SDK and the plugins, and calling a task, never loads platform_core."""
     code = (
@@ -142,12 +181,12 @@ def unnamed(x: int) -> int:
 def test_proxy_called_directly_runs_the_function_without_a_host(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert runtime._state.app is None
+    assert hosting.bound() is None
     assert print_hello() == {"status": "success"}
     assert capsys.readouterr().out == "Hello, World!\n"
     assert add(2, 3) == 5
     assert unnamed(4) == 8
-    assert runtime._state.app is None  # calling did not start a host
+    assert hosting.bound() is None  # calling did not start a host
 
 
 def test_proxy_metadata() -> None:
@@ -170,10 +209,11 @@ def test_task_applied_twice() -> None:
 def test_delay_before_any_host_starts_one_through_the_entry_point(
     platform_env: PlatformEnv,
 ) -> None:
-    assert runtime._state.app is None
+    assert hosting.bound() is None
     result = print_hello.delay()
-    app = runtime._state.app
-    assert app is not None
+    binding = hosting.bound()
+    assert binding is not None
+    app = binding.app
     assert app is host_module.current().app
     assert print_hello.celery_task() is app.tasks["admin.print_hello"]
     queued = list((platform_env.home / "broker" / "queue").iterdir())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_sdk import StartupError, runtime
+from platform_sdk import StartupError, hosting
 from platform_sdk.testing import platform
 from tests.support import PlatformEnv
 
@@ -97,10 +97,10 @@ def test_a_plugin_test_catches_start_up_problems_with_the_sdk_type(
     assert problem.startswith("plugin `oops` (throwaway-oops 0.0.1) declares queue `hello` "
                               "outside its namespace")
     assert str(caught.value) == f"the platform cannot start: {problem}"
-    assert runtime._state.app is None
+    assert hosting.bound() is None
 
 
 def test_only_the_named_plugins_are_loaded(calc: object, tmp_path: Path) -> None:
     with platform("calc", home=tmp_path) as app:
         assert not any(name.startswith("admin.") for name in app.tasks)
-    assert runtime._state.app is None  # unbound on exit
+    assert hosting.bound() is None  # unbound on exit

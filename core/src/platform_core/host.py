@@ -24,7 +24,7 @@ from platform_core.loading.registry import Registry, validate
 from platform_core.redaction import error_message
 from platform_core.settings import Settings, load_settings, plugin_env_prefix, plugin_values
 from platform_core.telemetry import log_privacy
-from platform_sdk import RetryPolicy, runtime
+from platform_sdk import RetryPolicy, hosting
 from platform_sdk.exceptions import InvalidTaskCall
 
 IN_PROCESS = "registered in process"
@@ -198,7 +198,7 @@ def build(
     if telemetry.wanted(settings):
         telemetry.install(app, settings)
     if bind:
-        runtime.bind(app, home=settings.resolved_home, plugin_settings=plugin_settings)
+        hosting.bind(app, home=settings.resolved_home, plugin_settings=plugin_settings)
     return host
 
 
@@ -243,7 +243,7 @@ def start(
     """
     if plugins is None and home is None and plugin_settings is None and not eager:
         host = current()
-        runtime.bind(host.app, home=host.settings.resolved_home,
+        hosting.bind(host.app, home=host.settings.resolved_home,
                      plugin_settings=host.plugin_settings)
         return
     overrides: dict[str, Any] = {"plugin": plugin_settings or {}}
@@ -261,4 +261,4 @@ def reset() -> None:
     global _current
     with _lock:
         _current = None
-    runtime.unbind()
+    hosting.unbind()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from . import runtime
+from . import hosting
 from .models import RetryPolicy
 
 __all__ = ["Task", "TaskSpec", "task"]
@@ -58,7 +58,7 @@ class Task(Generic[P, R]):
 
     def celery_task(self) -> Any:
         """The real Celery task in the host's current app."""
-        app = runtime.current_app()
+        app = hosting.current_app()
         bound_app, bound_task = self._bound
         if app is bound_app:
             return bound_task

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import runtime
+from . import hosting
 
 __all__ = ["platform"]
 
@@ -43,15 +43,14 @@ def platform(
     """
     if not plugins:
         raise ValueError("name at least one plugin: platform('hello', home=tmp_path)")
-    runtime.unbind()
-    with runtime._bootstrap_lock:
-        runtime._bootstrap(
-            plugins=list(plugins),
-            home=str(home),
-            plugin_settings={k: dict(v) for k, v in (settings or {}).items()},
-            eager=eager,
-        )
+    hosting.unbind()
+    binding = hosting.start(
+        plugins=list(plugins),
+        home=str(home),
+        plugin_settings={k: dict(v) for k, v in (settings or {}).items()},
+        eager=eager,
+    )
     try:
-        yield runtime.current_app()
+        yield binding.app
     finally:
-        runtime.unbind()
+        hosting.unbind()
