@@ -240,6 +240,44 @@ def test_proxy_follows_a_rebuilt_host(platform_env: PlatformEnv) -> None:
     assert print_hello.celery_task() is second.app.tasks["admin.print_hello"]
 
 
+def test_unknown_proxy_attribute_names_the_task_and_what_it_offers() -> None:
+    with pytest.raises(AttributeError) as caught:
+        print_hello.update_state  # type: ignore[attr-defined]  # noqa: B018
+    assert str(caught.value) == (
+        "task proxy `admin.print_hello` (platform_admin.tasks.print_hello) has no attribute "
+        "`update_state`: it offers name, spec, delay(), apply_async(), s(), si(), signature(), "
+        "map(), starmap(), chunks(), AsyncResult(), celery_task() and calling it; for anything "
+        "else of the Celery task use `print_hello.celery_task().update_state`"
+    )
+    assert caught.value.name == "update_state"
+    assert not hasattr(add, "_mock_name")  # what tools probe for gets a plain AttributeError
+    assert hosting.bound() is None  # neither started a host
+
+
+def test_the_proxy_offers_what_its_error_lists() -> None:
+    from platform_sdk.tasks import OFFERED, Task
+
+    public = {n for n in [*dir(Task), *vars(add)] if not n.startswith("_")}
+    assert {n.removesuffix("()") for n in OFFERED} == public
+
+
+def test_proxy_methods_act_on_the_real_task(platform_env: PlatformEnv) -> None:
+    from celery.result import AsyncResult
+
+    app = platform_env.host().app
+    real = app.tasks["admin.print_hello"]
+    signature = print_hello.signature((), {}, countdown=5)
+    assert (signature.task, signature.options["countdown"]) == ("admin.print_hello", 5)
+    assert print_hello.si().immutable and not print_hello.s().immutable
+    assert print_hello.map([1]).task == "celery.map"
+    assert print_hello.starmap([(1,)]).task == "celery.starmap"
+    chunks = print_hello.chunks([(1,), (2,)], 1)
+    assert (chunks.task, chunks.kwargs["n"]) == ("celery.chunks", 1)
+    result = print_hello.AsyncResult("an-id")
+    assert isinstance(result, AsyncResult)
+    assert (result.id, result.backend) == ("an-id", real.backend)
+
+
 # --- hook documentation ---------------------------------------------------------------
 
 SPECS = {name: fn for name, fn in vars(hookspecs).items()
