@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -343,6 +344,9 @@ def test_the_hosts_start_up_error_is_the_sdks() -> None:
     assert str(error) == ("the platform cannot start: 2 problems\n  - first\n"
                           "  - second with redis://user:***@host")
     assert str(platform_sdk.StartupError(["one"])) == "the platform cannot start: one"
+    copied = pickle.loads(pickle.dumps(error))
+    assert (type(copied), copied.problems, str(copied)) == (type(error), error.problems,
+                                                           str(error))
 
 
 def test_importing_the_sdks_exceptions_loads_nothing_heavy(platform_env: PlatformEnv) -> None:

@@ -59,6 +59,10 @@ class StartupError(Exception):
         head = f"the platform cannot start: {len(self.problems)} problems"
         super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
 
+    def __reduce__(self) -> tuple[type[StartupError], tuple[list[str]]]:
+        # Made again from the problems, not from the message (pickle, copy).
+        return type(self), (self.problems,)
+
 
 class InvalidTaskCall(TypeError, ValueError):
     """A task was called with arguments its signature does not accept.
