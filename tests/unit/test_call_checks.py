@@ -164,7 +164,7 @@ PATHS: dict[str, Callable[[Host, list[Any]], Any]] = {
     "signature by name": lambda h, a: h.app.signature("calls.typed", args=a).apply_async(),
     "send_task by name": lambda h, a: h.app.send_task("calls.typed", args=a),
     "group": lambda h, a: __import__("celery").group(h.app.tasks["calls.typed"].s(*a)).delay(),
-    "sdk proxy": lambda h, a: __import__("platform_sdk").runtime.current_app().tasks[
+    "sdk proxy": lambda h, a: __import__("platform_sdk.hosting").hosting.current_app().tasks[
         "calls.typed"].delay(*a),
 }
 

@@ -10,7 +10,7 @@ import pytest
 from platform_core import host as host_module
 from platform_core.app.tuning import effective
 from platform_core.errors import ConfigurationError
-from platform_sdk import BeatEntry, Crontab, runtime
+from platform_sdk import BeatEntry, Crontab, hosting
 from tests.support import PlatformEnv, one_task_plugin, output_of
 
 
@@ -25,10 +25,10 @@ def problems_of(env: PlatformEnv, **kwargs: Any) -> list[str]:
 def test_first_use_from_two_threads_does_not_deadlock(platform_env: PlatformEnv) -> None:
     """One thread builds the host while another enqueues through the SDK runtime."""
     platform_env.host(bind=False)  # plugins importable, nothing bound yet
-    runtime.unbind()
+    hosting.unbind()
     apps: list[Any] = []
     threads = [threading.Thread(target=lambda: apps.append(host_module.current().app)),
-               threading.Thread(target=lambda: apps.append(runtime.current_app()))]
+               threading.Thread(target=lambda: apps.append(hosting.current_app()))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -48,7 +48,7 @@ def test_plugin_using_the_runtime_while_the_host_starts_gets_an_error(
             data_dir("eager")
     """)
     platform_env.set(PLATFORM_PLUGINS="eager", PLATFORM_STRICT="1").prepare()
-    runtime.unbind()
+    hosting.unbind()
     with pytest.raises(ConfigurationError) as caught:
         host_module.current()
     (problem,) = caught.value.problems

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_core.errors import ConfigurationError
-from platform_sdk import runtime
+from platform_sdk import StartupError, hosting
 from platform_sdk.testing import platform
 from tests.support import PlatformEnv
 
@@ -75,12 +74,33 @@ def test_retry_policy_applies_in_eager_runs(calc: object, tmp_path: Path) -> Non
 
 
 def test_invalid_plugin_settings_fail_like_the_worker(calc: object, tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"plugin `calc` .* setting `factor`"), \
+    with pytest.raises(StartupError, match=r"plugin `calc` .* setting `factor`"), \
             platform("calc", home=tmp_path, settings={"calc": {"factor": "many"}}):
         pass
+
+
+def test_a_plugin_test_catches_start_up_problems_with_the_sdk_type(
+    platform_env: PlatformEnv, tmp_path: Path,
+) -> None:
+    """A plugin's tests import only the SDK, even to expect that its plugin is refused."""
+    platform_env.plugins.add("oops", """
+        from platform_sdk import Queue, hookimpl
+
+        @hookimpl
+        def register_queues(register):
+            register(Queue(name="hello"))
+    """)
+    platform_env.prepare()
+    with pytest.raises(StartupError) as caught, platform("oops", home=tmp_path):
+        pass
+    (problem,) = caught.value.problems
+    assert problem.startswith("plugin `oops` (throwaway-oops 0.0.1) declares queue `hello` "
+                              "outside its namespace")
+    assert str(caught.value) == f"the platform cannot start: {problem}"
+    assert hosting.bound() is None
 
 
 def test_only_the_named_plugins_are_loaded(calc: object, tmp_path: Path) -> None:
     with platform("calc", home=tmp_path) as app:
         assert not any(name.startswith("admin.") for name in app.tasks)
-    assert runtime._state.app is None  # unbound on exit
+    assert hosting.bound() is None  # unbound on exit

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from platform_sdk.exceptions import StartupError
+
 
 class PlatformError(Exception):
     """An error shown to the user as one message, without a traceback.
@@ -19,18 +21,17 @@ class PlatformError(Exception):
         super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
 
-class ConfigurationError(PlatformError):
-    """Start-up found problems; all of them are listed at once."""
+class ConfigurationError(StartupError, PlatformError):
+    """Start-up found problems; all of them are listed at once.
+
+    It is the SDK's :class:`~platform_sdk.exceptions.StartupError`, so a plugin's tests
+    catch it without importing the host.
+    """
 
     def __init__(self, problems: Iterable[str]) -> None:
         from platform_core.redaction import scrub
 
-        self.problems = [scrub(p) for p in problems]
-        if len(self.problems) == 1:
-            super().__init__(f"the platform cannot start: {self.problems[0]}")
-            return
-        head = f"the platform cannot start: {len(self.problems)} problems"
-        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
+        super().__init__([scrub(p) for p in problems])
 
 
 class BrokerUnavailable(PlatformError):

@@ -25,7 +25,7 @@ from platform_core.loading.plugins import load
 from platform_core.loading.registry import PluginInfo, Registry
 from platform_core.settings import Settings, load_settings
 from platform_core.telemetry import log_privacy
-from platform_sdk import RetryPolicy, runtime
+from platform_sdk import RetryPolicy, hosting
 
 logger = logging.getLogger("platform")
 
@@ -98,7 +98,7 @@ def build(
     if telemetry.wanted(settings):
         telemetry.install(app, settings)
     if bind:
-        runtime.bind(app, home=settings.resolved_home, plugin_settings=checked.plugin_settings)
+        hosting.bind(app, home=settings.resolved_home, plugin_settings=checked.plugin_settings)
     return host
 
 
@@ -143,7 +143,7 @@ def start(
     """
     if plugins is None and home is None and plugin_settings is None and not eager:
         host = current()
-        runtime.bind(host.app, home=host.settings.resolved_home,
+        hosting.bind(host.app, home=host.settings.resolved_home,
                      plugin_settings=host.plugin_settings)
         return
     overrides: dict[str, Any] = {"plugin": plugin_settings or {}}
@@ -157,4 +157,4 @@ def reset() -> None:
     global _current
     with _lock:
         _current = None
-    runtime.unbind()
+    hosting.unbind()

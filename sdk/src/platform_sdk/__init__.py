@@ -1,19 +1,45 @@
-"""Platform SDK: everything a plugin imports."""
+"""Platform SDK: everything a plugin imports.
 
-from .hookspecs import hookimpl
-from .models import BeatEntry, Crontab, Every, Queue, RetryPolicy, Route, Schedule, WorkerHints
-from .runtime import HostNotAvailable, data_dir, settings
-from .tasks import Task, TaskSpec, task
+Each name is imported from its module on first use, so importing one module of the
+SDK (the host imports :mod:`platform_sdk.exceptions` to start its command line)
+loads only that module, and importing the SDK loads no Celery.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .exceptions import (
+        HostNotAvailable,
+        Ignore,
+        InvalidTaskCall,
+        PayloadTooLarge,
+        Reject,
+        Retry,
+        SoftTimeLimitExceeded,
+        StartupError,
+    )
+    from .hookspecs import hookimpl
+    from .models import BeatEntry, Crontab, Every, Queue, RetryPolicy, Route, Schedule, WorkerHints
+    from .runtime import data_dir, settings
+    from .tasks import Task, TaskSpec, task
 
 __all__ = [
     "BeatEntry",
     "Crontab",
     "Every",
     "HostNotAvailable",
+    "Ignore",
+    "InvalidTaskCall",
+    "PayloadTooLarge",
     "Queue",
+    "Reject",
+    "Retry",
     "RetryPolicy",
     "Route",
     "Schedule",
+    "SoftTimeLimitExceeded",
+    "StartupError",
     "Task",
     "TaskSpec",
     "WorkerHints",
@@ -22,3 +48,26 @@ __all__ = [
     "settings",
     "task",
 ]
+
+_MODULE_OF = {
+    **dict.fromkeys(("HostNotAvailable", "Ignore", "InvalidTaskCall", "PayloadTooLarge",
+                     "Reject", "Retry", "SoftTimeLimitExceeded", "StartupError"), "exceptions"),
+    "hookimpl": "hookspecs",
+    **dict.fromkeys(("BeatEntry", "Crontab", "Every", "Queue", "RetryPolicy", "Route",
+                     "Schedule", "WorkerHints"), "models"),
+    **dict.fromkeys(("data_dir", "settings"), "runtime"),
+    **dict.fromkeys(("Task", "TaskSpec", "task"), "tasks"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}", name=name)
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

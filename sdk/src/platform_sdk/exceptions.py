@@ -1,20 +1,67 @@
-"""Exceptions a task may raise or catch, and the ones the platform raises at a bad call.
+"""Exceptions a task may raise or catch, and the ones the platform raises.
 
-Plugins and application code need only the SDK to catch them.
+Plugins and application code need only the SDK to catch them; each is also exported
+by :mod:`platform_sdk`. Celery's own (``Ignore``, ``Reject``, ``Retry``,
+``SoftTimeLimitExceeded``) are re-exported as they are, imported on first use so that
+importing the SDK loads no Celery.
 """
 
 from __future__ import annotations
 
-from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 
 __all__ = [
+    "HostNotAvailable",
     "Ignore",
     "InvalidTaskCall",
     "PayloadTooLarge",
     "Reject",
     "Retry",
     "SoftTimeLimitExceeded",
+    "StartupError",
 ]
+
+CELERY_EXCEPTIONS = ("Ignore", "Reject", "Retry", "SoftTimeLimitExceeded")
+
+
+def __getattr__(name: str) -> Any:
+    if name in CELERY_EXCEPTIONS:
+        from celery import exceptions
+
+        value = getattr(exceptions, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}", name=name)
+
+
+class HostNotAvailable(RuntimeError):
+    """No platform host is installed or it failed to start."""
+
+
+class StartupError(Exception):
+    """The platform refused to start: its start-up checks found problems.
+
+    Raised where a host starts: ``platform worker``, an application's first
+    ``task.delay()``, :func:`platform_sdk.testing.platform`. ``problems`` lists every
+    problem found, each naming its culprit (plugin, distribution, task, queue, entry)
+    and the fix; the message shows them all.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            super().__init__(f"the platform cannot start: {self.problems[0]}")
+            return
+        head = f"the platform cannot start: {len(self.problems)} problems"
+        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
+
+    def __reduce__(self) -> tuple[type[StartupError], tuple[list[str]]]:
+        # Made again from the problems, not from the message (pickle, copy).
+        return type(self), (self.problems,)
 
 
 class InvalidTaskCall(TypeError, ValueError):

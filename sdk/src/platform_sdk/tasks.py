@@ -1,24 +1,33 @@
 """The ``task`` decorator: declare a Celery task before any app exists.
 
-Like Celery's ``shared_task``, the decorated function becomes a proxy; once the
-host has built its app, ``.delay``, ``.apply_async``, ``.s``/``.si``/``.signature``,
-``.AsyncResult`` and everything else a Celery task offers are forwarded to the
-real task. Calling the proxy runs the function in-process, as Celery does.
+Like Celery's ``shared_task``, the decorated function becomes a proxy. Once the host
+has built its app, the proxy's methods (``delay``, ``apply_async``, ``s``, ``si``,
+``signature``, ``map``, ``starmap``, ``chunks``, ``AsyncResult``) act on the real
+Celery task, which ``celery_task()`` returns for anything else. Calling the proxy
+runs the function in-process, as Celery does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
-from . import runtime
+from . import hosting
 from .models import RetryPolicy
+
+if TYPE_CHECKING:
+    import celery.canvas
+    import celery.result
 
 __all__ = ["Task", "TaskSpec", "task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# What a task proxy offers, as its AttributeError lists it.
+OFFERED = ("name", "spec", "delay()", "apply_async()", "s()", "si()", "signature()", "map()",
+           "starmap()", "chunks()", "AsyncResult()", "celery_task()")
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,12 @@ class TaskSpec:
 
 
 class Task(Generic[P, R]):
-    """Proxy for the Celery task the host creates from a :class:`TaskSpec`."""
+    """Proxy for the Celery task the host creates from a :class:`TaskSpec`.
+
+    It offers what plugins and applications use a task for; ``celery_task()`` is the
+    real Celery task, for anything else. Any other attribute is an ``AttributeError``
+    that says so.
+    """
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
@@ -56,9 +70,9 @@ class Task(Generic[P, R]):
     def name(self) -> str:
         return self.spec.name
 
-    def celery_task(self) -> Any:
-        """The real Celery task in the host's current app."""
-        app = runtime.current_app()
+    def celery_task(self) -> celery.Task:
+        """The real Celery task in the host's current app, starting the host on first use."""
+        app = hosting.current_app()
         bound_app, bound_task = self._bound
         if app is bound_app:
             return bound_task
@@ -75,11 +89,13 @@ class Task(Generic[P, R]):
         return real
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function in this process, as calling a Celery task does."""
         if self.spec.bind:
             return self.celery_task()(*args, **kwargs)  # type: ignore[no-any-return]
         return self.spec.fn(*args, **kwargs)  # type: ignore[no-any-return]
 
-    def delay(self, *args: Any, **kwargs: Any) -> Any:
+    def delay(self, *args: Any, **kwargs: Any) -> celery.result.AsyncResult:
+        """Send the task with these arguments; ``apply_async(args, kwargs)``."""
         return self.celery_task().apply_async(args, kwargs)
 
     def apply_async(
@@ -87,19 +103,56 @@ class Task(Generic[P, R]):
         args: tuple[Any, ...] | list[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> celery.result.AsyncResult:
+        """Send the task; ``options`` are Celery's (``countdown``, ``eta``, ``expires``, ...)."""
         return self.celery_task().apply_async(args, kwargs, **options)
 
-    def s(self, *args: Any, **kwargs: Any) -> Any:
+    def s(self, *args: Any, **kwargs: Any) -> celery.canvas.Signature:
+        """A signature of the task with these arguments, for canvases."""
         return self.celery_task().s(*args, **kwargs)
 
-    def si(self, *args: Any, **kwargs: Any) -> Any:
+    def si(self, *args: Any, **kwargs: Any) -> celery.canvas.Signature:
+        """An immutable signature: in a chain it does not receive the previous result."""
         return self.celery_task().si(*args, **kwargs)
 
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return getattr(self.celery_task(), attr)
+    def signature(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> celery.canvas.Signature:
+        """A signature with these arguments and options (``countdown``, ``immutable``, ...)."""
+        return self.celery_task().signature(args, kwargs, **options)
+
+    def map(self, it: Iterable[Any]) -> celery.canvas.xmap:
+        """One message that runs the task on each item of ``it``, in one worker."""
+        return self.celery_task().map(it)
+
+    def starmap(self, it: Iterable[Iterable[Any]]) -> celery.canvas.xstarmap:
+        """As :meth:`map`, each item being the task's positional arguments."""
+        return self.celery_task().starmap(it)
+
+    def chunks(self, it: Iterable[Iterable[Any]], n: int) -> celery.canvas.chunks:
+        """``it`` split into starmaps of ``n`` argument tuples each."""
+        return self.celery_task().chunks(it, n)
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> celery.result.AsyncResult:
+        """The result of an earlier run of this task, by its id."""
+        return self.celery_task().AsyncResult(task_id, **kwargs)
+
+    if not TYPE_CHECKING:  # type checkers report unknown attributes themselves
+
+        def __getattr__(self, attr: str) -> NoReturn:
+            spec = self.__dict__.get("spec")
+            if spec is None or attr.startswith("_"):
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {attr!r}",
+                    name=attr, obj=self)
+            raise AttributeError(
+                f"task proxy `{spec.name}` ({spec.location}) has no attribute `{attr}`: it "
+                f"offers {', '.join(OFFERED)} and calling it; for anything else of the "
+                f"Celery task use `{spec.fn.__name__}.celery_task().{attr}`",
+                name=attr, obj=self)
 
     def __repr__(self) -> str:
         return f"<platform task {self.spec.name}>"

@@ -7,7 +7,8 @@
             assert greet.delay("Ada").get() == {"greeting": "Hi, Ada!", "name": "Ada"}
 
 The host validates the plugins exactly as ``platform worker`` would (a broken
-declaration fails here), then runs every ``delay()``/``apply_async()`` eagerly:
+declaration fails here with :class:`platform_sdk.StartupError`, whose ``problems``
+list what it found), then runs every ``delay()``/``apply_async()`` eagerly:
 the task body, its retry policy and ``self.update_state`` run in the test, with
 results kept in a SQLite store under ``home``. Nothing needs a broker or a worker.
 """
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import runtime
+from . import hosting
 
 __all__ = ["platform"]
 
@@ -38,18 +39,18 @@ def platform(
     :param settings: plugin settings by plugin name, as under ``[plugin.NAME]``.
     :param eager: run tasks in this process (default); with ``False`` tasks are sent
         to the configured broker for a real worker.
+    :raises platform_sdk.StartupError: the host refused to start these plugins.
     """
     if not plugins:
         raise ValueError("name at least one plugin: platform('hello', home=tmp_path)")
-    runtime.unbind()
-    with runtime._bootstrap_lock:
-        runtime._bootstrap(
-            plugins=list(plugins),
-            home=str(home),
-            plugin_settings={k: dict(v) for k, v in (settings or {}).items()},
-            eager=eager,
-        )
+    hosting.unbind()
+    binding = hosting.start(
+        plugins=list(plugins),
+        home=str(home),
+        plugin_settings={k: dict(v) for k, v in (settings or {}).items()},
+        eager=eager,
+    )
     try:
-        yield runtime.current_app()
+        yield binding.app
     finally:
-        runtime.unbind()
+        hosting.unbind()
