@@ -22,20 +22,13 @@ from platform_core.app.tuning import Tuned
 from platform_core.checks.routing import Router
 from platform_core.errors import ConfigurationError
 from platform_core.loading.plugins import load
+from platform_core.loading.problems import BrokenPlugin
 from platform_core.loading.registry import PluginInfo, Registry
 from platform_core.settings import Settings, load_settings
 from platform_core.telemetry import log_privacy
 from platform_sdk import RetryPolicy, hosting
 
 logger = logging.getLogger("platform")
-
-
-@dataclass(frozen=True)
-class BrokenPlugin:
-    """A plugin left out at start-up, and why."""
-
-    info: PluginInfo
-    errors: tuple[str, ...]
 
 
 @dataclass
@@ -81,18 +74,14 @@ def build(
     """
     settings = settings or load_settings()
     strict = settings.strict if strict is None else strict
-    loaded = load(settings, plugins, extra_plugins)
-    checked = checks.run(settings, loaded.everything, loaded.problems, partial=loaded.partial)
+    checked = checks.run(settings, load(settings, plugins, extra_plugins))
     if checked.fatal or (checked.broken and (strict or plugins is not None)):
         raise ConfigurationError(checked.reported)
     app = build_app(settings, checked, options)
-    known = loaded.known()
     host = Host(settings, checked.registry, checked.router, checked.retry_policies,
-                checked.plugin_settings, app,
-                {name: BrokenPlugin(known[name], tuple(errors))
-                 for name, errors in checked.broken.items()})
-    for errors in checked.broken.values():
-        for error in errors:
+                checked.plugin_settings, app, checked.broken)
+    for broken in checked.broken.values():
+        for error in broken.errors:
             logger.warning("broken plugin left out: %s", error)
     log_privacy.install()
     if telemetry.wanted(settings):

@@ -19,14 +19,15 @@ from kombu.entity import Exchange, Queue
 
 from platform_core import telemetry
 from platform_core.app import hardening
+from platform_core.app.arguments import EnqueueChecks, validating
 from platform_core.app.canvas import CanvasRouting
-from platform_core.app.enqueue import EnqueueChecks
 from platform_core.app.platform_celery import PlatformCelery, PlatformTask
 from platform_core.app.task_options import task_options
 from platform_core.app.tuning import effective
 from platform_core.broker.config import broker_config
-from platform_core.checks import Checked, arguments
+from platform_core.checks import Checked
 from platform_core.checks.routing import DEFAULT_QUEUE, Router
+from platform_core.checks.signatures import CallSpec
 from platform_core.loading.registry import Registry
 from platform_core.settings import Settings
 from platform_core.urls import kind
@@ -96,7 +97,7 @@ def host_queue(registry: Registry) -> str | None:
 
 
 def canvas_routing(app: Celery, registry: Registry, routes: Mapping[Any, Any],
-                   calls: Mapping[str, arguments.CallSpec]) -> CanvasRouting:
+                   calls: Mapping[str, CallSpec]) -> CanvasRouting:
     queues = {name: route["queue"] for name, route in routes.items() if isinstance(name, str)}
     return CanvasRouting(queues, host_queue(registry), calls,
                          lambda: app.current_worker_task)
@@ -169,10 +170,10 @@ def build_app(settings: Settings, checked: Checked, options: AppOptions | None =
         app.conf.beat_scheduler = telemetry.BEAT_SCHEDULER
     for c in registry.tasks:
         spec = c.item.spec
-        task = task_options(spec, checked.retry_policies)
+        task = task_options(spec, checked.task_policies[spec.name])
         task.update(hardening.task_limits(spec, settings))
         call = calls.get(spec.name)
-        fn = arguments.validating(spec.fn, call, bind=spec.bind) if call else spec.fn
+        fn = validating(spec.fn, call, bind=spec.bind) if call else spec.fn
         if traced:
             task["Request"] = telemetry.REQUEST_CLASS
         app.task(fn, shared=False, base=PlatformTask, plugin=c.plugin.name, **task)

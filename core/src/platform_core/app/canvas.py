@@ -49,7 +49,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from platform_core.checks.arguments import CallSpec
+from platform_core.checks.signatures import CallSpec
 from platform_sdk.exceptions import InvalidTaskCall
 
 STARMAP, MAP, CHUNKS = "celery.starmap", "celery.map", "celery.chunks"

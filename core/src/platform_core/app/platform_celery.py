@@ -14,8 +14,8 @@ from typing import Any
 from celery import Celery
 
 from platform_core.app import hold
+from platform_core.app.arguments import EnqueueChecks
 from platform_core.app.canvas import CanvasRouting
-from platform_core.app.enqueue import EnqueueChecks
 from platform_core.app.tuning import Tuned
 from platform_core.worker.task import ReliableTask
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from platform_core.checks.policies import ALLOWED_OPTIONS, exception_class, policy_of
-from platform_sdk import RetryPolicy, TaskSpec
+from platform_core.checks.policies import ALLOWED_OPTIONS, TaskPolicy
+from platform_sdk import TaskSpec
 from platform_sdk.exceptions import InvalidTaskCall
 
 
-def task_options(spec: TaskSpec, policies: dict[str, RetryPolicy]) -> dict[str, Any]:
+def task_options(spec: TaskSpec, resolved: TaskPolicy) -> dict[str, Any]:
     """Celery task options for ``spec``; the task's own Celery options win."""
-    policy = policy_of(spec, policies)
-    errors = tuple(exception_class(dotted) for dotted in policy.retry_on)
+    policy, errors = resolved.policy, resolved.retry_on
     options: dict[str, Any] = {
         "name": spec.name,
         "bind": spec.bind,
@@ -34,7 +33,7 @@ def task_options(spec: TaskSpec, policies: dict[str, RetryPolicy]) -> dict[str, 
         if value is not None:
             options[key] = value
     options.update((k, v) for k, v in spec.options.items() if k in ALLOWED_OPTIONS)
-    # Arguments are checked by the platform (platform_core.checks.arguments), and a call
+    # Arguments are checked by the platform (platform_core.app.arguments), and a call
     # that does not fit the task never succeeds on a retry.
     options["typing"] = False
     own = options.get("dont_autoretry_for", ())

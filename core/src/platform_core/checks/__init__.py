@@ -3,7 +3,8 @@
 :func:`run` takes what loading collected and the problems loading found, applies
 every rule, and returns a :class:`Checked`: the problems, each plugin left out for
 problems of its own, and, for the plugins that remain, everything the app builder
-needs (retry policies, routes, call specs, plugin settings) already resolved, so
+needs (retry policies, each task's policy, routes, call specs, plugin settings)
+already resolved, so
 building the app cannot fail on a plugin.
 
 - :mod:`.declarations`: a name declared twice; a route, queue, retry policy or beat
@@ -13,7 +14,7 @@ building the app cannot fail on a plugin.
 - :mod:`.policies`: retry-policy overrides, task options, the exceptions a policy
   retries on;
 - :mod:`.limits`: time limits against the visibility timeout;
-- :mod:`.calls`: task signatures (:mod:`.arguments`), beat entries' arguments;
+- :mod:`.signatures`: task signatures, beat entries' arguments;
 - :mod:`.plugin_settings`: plugin settings values;
 - :mod:`.stores`: the dead-letter store's URL;
 - :mod:`.telemetry`: tracing and metrics export.
@@ -31,18 +32,19 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from platform_core.checks import (
-    calls,
     declarations,
     limits,
     namespaces,
     plugin_settings,
     policies,
+    signatures,
     stores,
     telemetry,
 )
-from platform_core.checks.arguments import CallSpec
 from platform_core.checks.routing import DEFAULT_QUEUE, Router
-from platform_core.loading.problems import PluginProblem, culprits, shared
+from platform_core.checks.signatures import CallSpec
+from platform_core.loading.plugins import Loaded
+from platform_core.loading.problems import BrokenPlugin, PluginProblem, culprits, shared
 from platform_core.loading.registry import Registry
 from platform_core.settings import Settings
 from platform_sdk import RetryPolicy
@@ -56,13 +58,14 @@ class Checked:
     router: Router
     retry_policies: dict[str, RetryPolicy]
     calls: dict[str, CallSpec]
+    task_policies: dict[str, policies.TaskPolicy]
     plugin_settings: dict[type[BaseModel], BaseModel]
     #: every problem, in the order found (a left-out plugin's problems once)
     reported: list[str] = field(default_factory=list)
     #: problems no single plugin is to blame for: start-up stops on any of them
     fatal: list[str] = field(default_factory=list)
     #: plugins left out, with their problems
-    broken: dict[str, list[str]] = field(default_factory=dict)
+    broken: dict[str, BrokenPlugin] = field(default_factory=dict)
 
 
 def _without_overrides_of(settings: Settings, everything: Registry, left_out: set[str]
@@ -76,10 +79,9 @@ def _without_overrides_of(settings: Settings, everything: Registry, left_out: se
     return settings.model_copy(update={"retry_policies": kept})
 
 
-def run(settings: Settings, everything: Registry, found: list[str], *, partial: bool
-        ) -> Checked:
-    """Check ``everything`` collected; ``found`` holds the problems loading found, and
-    ``partial`` says the process loads only some installed plugins."""
+def run(settings: Settings, loaded: Loaded) -> Checked:
+    """Check everything loading collected, with the problems it found on the way."""
+    everything, found = loaded.everything, loaded.problems
     reported = list(found)
     broken = culprits(found)
     fatal = shared(found)
@@ -88,14 +90,14 @@ def run(settings: Settings, everything: Registry, found: list[str], *, partial: 
         problems: list[str] = []
         registry = everything.without(excluded)
         retry_policies = policies.resolve(_without_overrides_of(settings, everything, excluded),
-                                          registry, problems, partial=partial)
+                                          registry, problems, partial=loaded.partial)
         router = Router(registry.routes, DEFAULT_QUEUE)
         declarations.check(registry, policies.BUILTIN, DEFAULT_QUEUE, router.match, problems)
         namespaces.check(registry, DEFAULT_QUEUE, router.match, problems)
         namespaces.check_plugin_names(registry, problems)
-        specs = calls.check(registry, problems)
+        specs = signatures.check(registry, problems)
         settings_of = plugin_settings.check(settings, registry, problems)
-        policies.check_tasks(registry, retry_policies, problems)
+        task_policies = policies.check_tasks(registry, retry_policies, problems)
         limits.check(settings, registry, problems)
         for name, errors in culprits(problems).items():
             if name not in excluded:
@@ -110,5 +112,7 @@ def run(settings: Settings, everything: Registry, found: list[str], *, partial: 
     telemetry.check(settings, plain)
     reported.extend(plain)
     fatal.extend(plain)
-    return Checked(registry, router, retry_policies, specs, settings_of, reported, fatal,
-                   broken)
+    left_out = {name: BrokenPlugin(loaded.known[name], tuple(errors))
+                for name, errors in broken.items()}
+    return Checked(registry, router, retry_policies, specs, task_policies, settings_of,
+                   reported, fatal, left_out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from platform_core.loading.problems import blame
 from platform_core.loading.registry import PluginInfo, Registry
@@ -107,24 +108,37 @@ def policy_of(spec: TaskSpec, policies: dict[str, RetryPolicy]) -> RetryPolicy:
     return policies[spec.retry or "default"]
 
 
+@dataclass(frozen=True)
+class TaskPolicy:
+    """The retry policy a task runs with, and the exception classes it retries on."""
+
+    policy: RetryPolicy
+    retry_on: tuple[type[BaseException], ...]
+
+
 def check_tasks(registry: Registry, policies: dict[str, RetryPolicy], problems: list[str]
-                ) -> None:
-    """Each task's Celery options are allowed, and its policy's exceptions importable.
+                ) -> dict[str, TaskPolicy]:
+    """Each task's Celery options are allowed, and its policy's exceptions importable;
+    returns the policy of every task that has one.
 
     A task naming a policy that does not exist is reported by the declaration checks.
     """
+    resolved: dict[str, TaskPolicy] = {}
     for c in registry.tasks:
         spec = c.item.spec
         _option_problems(spec, c.plugin, problems)
         if isinstance(spec.retry, str) and spec.retry not in policies:
             continue
         policy = policy_of(spec, policies)
+        errors: list[type[BaseException]] = []
         for dotted in policy.retry_on:
             try:
-                exception_class(dotted)
+                errors.append(exception_class(dotted))
             except (ImportError, AttributeError, TypeError) as exc:
                 problems.append(blame(
                     c.plugin,
                     f"task `{spec.name}`: retry policy `{policy.name}` retries on "
                     f"`{dotted}`, which cannot be imported ({exc}); use a dotted exception name",
                 ))
+        resolved[spec.name] = TaskPolicy(policy, tuple(errors))
+    return resolved

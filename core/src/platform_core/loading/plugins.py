@@ -23,12 +23,8 @@ class Loaded:
     problems: list[str]
     #: the process loads only some installed plugins (an allowlist or a denylist)
     partial: bool
-
-    def known(self) -> dict[str, PluginInfo]:
-        """Every plugin installed or loaded, by name (for reporting the broken ones)."""
-        known = {name: infos[0] for name, infos in discovery.installed().items()}
-        known.update((p.info.name, p.info) for p in self.plugins)
-        return known
+    #: every plugin installed or loaded, by name (to report the broken ones)
+    known: dict[str, PluginInfo]
 
 
 def load(settings: Settings, plugins: Sequence[str] | None = None,
@@ -52,4 +48,6 @@ def load(settings: Settings, plugins: Sequence[str] | None = None,
     infos = register_plugins(pm, loaded, problems)
     everything = collect(pm, infos, problems)
     partial = allow is not None or bool(settings.disabled_plugins)
-    return Loaded(everything, loaded, problems, partial)
+    known = {name: infos[0] for name, infos in discovery.installed().items()}
+    known.update((p.info.name, p.info) for p in loaded)
+    return Loaded(everything, loaded, problems, partial, known)

@@ -11,6 +11,7 @@ plain ``str`` and always stops start-up.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -45,3 +46,11 @@ def culprits(problems: Iterable[str]) -> dict[str, list[str]]:
 def shared(problems: Iterable[str]) -> list[str]:
     """The problems no single plugin is to blame for."""
     return [p for p in problems if not isinstance(p, PluginProblem)]
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin left out at start-up, and why."""
+
+    info: PluginInfo
+    errors: tuple[str, ...]

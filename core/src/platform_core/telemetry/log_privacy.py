@@ -13,7 +13,7 @@ the return value:
 This is a ``logging.Filter`` on the loggers that write those lines, so it holds
 whatever handlers or formats the worker is configured with. Messages the platform
 sends also carry ``argsrepr``/``kwargsrepr`` with types only (see
-:mod:`platform_core.app.enqueue`), which events and monitoring tools show.
+:mod:`platform_core.app.arguments`), which events and monitoring tools show.
 """
 
 from __future__ import annotations

@@ -1,26 +1,30 @@
-"""Checks every task message passes before it is sent.
+"""A task's arguments, checked as they are sent and validated as they arrive.
 
 :class:`EnqueueChecks` runs in the caller's process, from the app's ``send_task``
 (which ``delay``, ``apply_async``, signatures, ``send_task`` by name, retries,
 beat and ``platform send`` all go through), so a bad call fails where it is made:
 
-- the arguments must fit the task's signature (see :mod:`platform_core.checks.arguments`);
+- the arguments must fit the task's signature (see :mod:`platform_core.checks.signatures`);
   a task this process does not know (sent by name only) is not checked;
 - the message is JSON: another ``serializer`` is refused;
 - the serialized arguments must not exceed ``max_payload_bytes``;
 - the message's ``argsrepr`` / ``kwargsrepr`` (what Celery's logs, events and
   monitoring show instead of the arguments) describe only the arguments' types,
   unless the caller set them.
+
+In the worker, :func:`validating` wraps each task's function so it receives its
+arguments validated back into their annotated types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kombu.utils.json import dumps
 
-from platform_core.checks.arguments import CallSpec
+from platform_core.checks.signatures import CallSpec
 from platform_sdk.exceptions import InvalidTaskCall, PayloadTooLarge
 
 JSON = "json"
@@ -74,3 +78,25 @@ class EnqueueChecks:
                 task=name, size=size, limit=self.max_payload_bytes,
             )
         return args, kwargs
+
+
+def validating(fn: Callable[..., Any], call: CallSpec, *, bind: bool) -> Callable[..., Any]:
+    """``fn`` receiving its arguments validated into their annotated types.
+
+    Returns ``fn`` itself when no parameter is annotated: nothing to check.
+    """
+    if not call.checks_anything:
+        return fn
+
+    if bind:
+        def run_bound(task: Any, *args: Any, **kwargs: Any) -> Any:
+            args_, kwargs_ = call.for_call(args, kwargs)
+            return fn(task, *args_, **kwargs_)
+
+        return functools.update_wrapper(run_bound, fn)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        args_, kwargs_ = call.for_call(args, kwargs)
+        return fn(*args_, **kwargs_)
+
+    return functools.update_wrapper(run, fn)

@@ -12,12 +12,12 @@ twice, with ``validate_call`` semantics end to end:
   the annotated types, so ``def f(day: date)`` receives a ``date``.
 
 Errors name the task, the parameter and what it expects, never the value itself:
-arguments may be secrets.
+arguments may be secrets. At start-up, :func:`check` builds the spec of every task
+and checks every beat entry's arguments with it.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +27,8 @@ from typing import Any
 from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
+from platform_core.loading.problems import blame
+from platform_core.loading.registry import Registry
 from platform_sdk import TaskSpec
 from platform_sdk.exceptions import InvalidTaskCall
 
@@ -187,23 +189,20 @@ def build(spec: TaskSpec) -> CallSpec:
     return CallSpec(spec.name, spec.fn, bind=spec.bind)
 
 
-def validating(fn: Callable[..., Any], call: CallSpec, *, bind: bool) -> Callable[..., Any]:
-    """``fn`` receiving its arguments validated into their annotated types.
-
-    Returns ``fn`` itself when no parameter is annotated: nothing to check.
-    """
-    if not call.checks_anything:
-        return fn
-
-    if bind:
-        def run_bound(task: Any, *args: Any, **kwargs: Any) -> Any:
-            args_, kwargs_ = call.for_call(args, kwargs)
-            return fn(task, *args_, **kwargs_)
-
-        return functools.update_wrapper(run_bound, fn)
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        args_, kwargs_ = call.for_call(args, kwargs)
-        return fn(*args_, **kwargs_)
-
-    return functools.update_wrapper(run, fn)
+def check(registry: Registry, problems: list[str]) -> dict[str, CallSpec]:
+    """The argument checks of every task; beat entries' arguments are checked with them."""
+    calls: dict[str, CallSpec] = {}
+    for c in registry.tasks:
+        try:
+            calls[c.item.name] = build(c.item.spec)
+        except UnsupportedSignature as exc:
+            problems.append(blame(c.plugin, f"task `{c.item.name}` {exc}"))
+    for beat in registry.beat_entries:
+        call = calls.get(beat.item.task)
+        if call is None:
+            continue
+        try:
+            call.for_message(beat.item.args, beat.item.kwargs)
+        except InvalidTaskCall as exc:
+            problems.append(blame(beat.plugin, f"beat entry `{beat.item.name}`: {exc}"))
+    return calls
