@@ -74,7 +74,8 @@ def build(
     """
     settings = settings or load_settings()
     strict = settings.strict if strict is None else strict
-    checked = checks.run(settings, load(settings, plugins, extra_plugins))
+    loaded = load(settings, plugins, extra_plugins)
+    checked = checks.run(settings, loaded)
     if checked.fatal or (checked.broken and (strict or plugins is not None)):
         raise ConfigurationError(checked.reported)
     app = build_app(settings, checked, options)
