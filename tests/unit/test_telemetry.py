@@ -100,6 +100,31 @@ def test_bad_prometheus_address_fails_at_start(monkeypatch: pytest.MonkeyPatch) 
         build(plugins=["admin"], bind=False)
 
 
+def test_every_telemetry_problem_is_listed_at_start_before_the_app_is_built(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.util import find_spec
+
+    from platform_core.host import build
+
+    if find_spec("opentelemetry.exporter.otlp.proto.grpc") is not None:
+        pytest.skip("the gRPC exporter is installed here, so nothing is missing")
+    monkeypatch.setenv("PLATFORM_TRACING", "otlp")
+    monkeypatch.setenv("PLATFORM_METRICS", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "-5")
+    with pytest.raises(ConfigurationError) as caught:
+        build(plugins=["admin"], bind=False)
+    assert caught.value.problems == [
+        "OTLP trace export over grpc needs opentelemetry-exporter-otlp-proto-grpc (not "
+        "installed); pip install opentelemetry-exporter-otlp-proto-grpc, or choose the other "
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTLP metric export over grpc needs opentelemetry-exporter-otlp-proto-grpc (not "
+        "installed); pip install opentelemetry-exporter-otlp-proto-grpc, or choose the other "
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_METRIC_EXPORT_INTERVAL='-5' must be positive (milliseconds)",
+    ]
+
+
 def test_tracing_off_imports_no_opentelemetry() -> None:
     code = (
         "import sys\n"

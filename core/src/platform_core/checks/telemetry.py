@@ -27,11 +27,20 @@ def check(settings: Settings, problems: list[str]) -> None:
                if mode == "otlp"]
     if not signals:
         return
-    from platform_core.telemetry.export import export_interval, protocol
+    from importlib.util import find_spec
+
+    from platform_core.telemetry.export import export_interval, exporter_module, missing, protocol
 
     try:
         for signal in signals:
-            protocol(signal)
+            chosen = protocol(signal)
+            try:
+                found = find_spec(exporter_module(chosen)) is not None
+            except ImportError:
+                found = False
+            if not found:
+                problems.append(missing(signal.removesuffix("s"), chosen,
+                                        "not installed"))
         if "metrics" in signals:
             export_interval()
     except ConfigurationError as exc:

@@ -39,12 +39,20 @@ def protocol(signal: str) -> str:
     return chosen
 
 
+def exporter_module(chosen: str) -> str:
+    """The module of the OTLP exporters for protocol ``chosen``."""
+    return "opentelemetry.exporter.otlp.proto." + ("grpc" if chosen == "grpc" else "http")
+
+
+def missing(signal: str, chosen: str, why: str) -> str:
+    """The problem of an OTLP exporter that cannot be imported, and the fix."""
+    package = exporter_module(chosen).replace(".", "-")
+    return (f"OTLP {signal} export over {chosen} needs {package} ({why}); "
+            f"pip install {package}, or choose the other OTEL_EXPORTER_OTLP_PROTOCOL")
+
+
 def _missing(signal: str, chosen: str, exc: ImportError) -> ConfigurationError:
-    package = "opentelemetry-exporter-otlp-proto-" + ("grpc" if chosen == "grpc" else "http")
-    return ConfigurationError([
-        f"OTLP {signal} export over {chosen} needs {package} ({exc}); "
-        f"pip install {package}, or choose the other OTEL_EXPORTER_OTLP_PROTOCOL"
-    ])
+    return ConfigurationError([missing(signal, chosen, str(exc))])
 
 
 def span_exporter(mode: str) -> SpanExporter:
