@@ -37,6 +37,23 @@ def test_first_use_from_two_threads_does_not_deadlock(platform_env: PlatformEnv)
     assert len(apps) == 2 and apps[0] is apps[1]
 
 
+def test_the_process_host_is_built_again_for_other_options(platform_env: PlatformEnv) -> None:
+    from platform_core.app.builder import AppOptions
+
+    platform_env.set(PLATFORM_BROKER_URL="redis://127.0.0.1:6379/0").prepare()
+    host_module.reset()
+    plain = host_module.current()
+    assert host_module.current() is plain  # a task proxy's use: the same host
+    assert host_module.current(plugins=None, options=None) is plain  # a command's defaults
+    bounded = host_module.current(options=AppOptions(io_timeout=1.5))
+    assert bounded is not plain
+    assert bounded.app.conf.broker_transport_options["socket_timeout"] == 1.5
+    assert plain.app.conf.broker_transport_options["socket_timeout"] != 1.5
+    assert host_module.current(options=AppOptions(io_timeout=1.5)) is bounded
+    assert host_module.current() is bounded
+    host_module.reset()
+
+
 def test_plugin_using_the_runtime_while_the_host_starts_gets_an_error(
     platform_env: PlatformEnv,
 ) -> None:

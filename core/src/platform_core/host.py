@@ -93,14 +93,23 @@ def build(
 
 
 _current: Host | None = None
+_built_with: dict[str, Any] = {}
 _lock = threading.RLock()
 _building = False
 
 
 def current(**kwargs: Any) -> Host:
-    """The process's host, built on first use from the environment."""
-    global _current, _building
+    """The process's host, built on first use from the environment.
+
+    Called with arguments that differ from those it was built with (a command asking
+    for its own plugins or :class:`AppOptions`), it is built again with them, so no
+    caller silently gets an app configured for another.
+    """
+    global _current, _building, _built_with
+    kwargs = {name: value for name, value in kwargs.items() if value is not None}
     with _lock:
+        if _current is not None and kwargs and kwargs != _built_with:
+            _current = None
         if _current is None:
             if _building:
                 raise RuntimeError(
@@ -111,6 +120,7 @@ def current(**kwargs: Any) -> Host:
             _building = True
             try:
                 _current = build(**kwargs)
+                _built_with = kwargs
             finally:
                 _building = False
         return _current
@@ -144,7 +154,8 @@ def start(
 
 
 def reset() -> None:
-    global _current
+    global _current, _built_with
     with _lock:
         _current = None
+        _built_with = {}
     hosting.unbind()

@@ -7,13 +7,10 @@ rather than through kombu, asks :func:`redis_client_url`.
 
 from __future__ import annotations
 
-from typing import Literal
-
-Kind = Literal["redis", "amqp", "embedded", "database"] | str
-
-# kombu's and Celery's names for a Redis server (TLS, a Unix socket, Sentinel), and
-# redis-py's name for a Unix socket.
-REDIS = frozenset({"redis", "rediss", "redis+socket", "sentinel", "unix"})
+# kombu's and Celery's names for a Redis server (TLS, a Unix socket, Sentinel).
+REDIS = frozenset({"redis", "rediss", "redis+socket", "sentinel"})
+# Celery's redis result backend opens these as they are; Sentinel's needs options of its own.
+PLAIN_REDIS = frozenset({"redis", "rediss"})
 AMQP = frozenset({"amqp", "amqps", "pyamqp"})
 # SQLAlchemy dialects (``postgresql+psycopg`` is judged by its first part).
 DATABASES = frozenset({"sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle",
@@ -28,7 +25,7 @@ def scheme(url: str | None) -> str:
     return head.strip().lower() if sep else ""
 
 
-def kind(url: str | None) -> Kind:
+def kind(url: str | None) -> str:
     """``redis``, ``amqp``, ``embedded`` (kombu's ``filesystem://``) or ``database``
     (SQLAlchemy URLs, with or without Celery's ``db+`` prefix); else the scheme."""
     found = scheme(url)
@@ -43,14 +40,21 @@ def kind(url: str | None) -> Kind:
     return found
 
 
-
 def redis_client_url(url: str | None) -> str | None:
     """``url`` as redis-py opens it, or None: Sentinel needs kombu's or Celery's client,
-    and a URL that is no Redis has none."""
+    and a URL that is no Redis has none (``unix://`` is redis-py's own name for a socket)."""
     found = scheme(url)
-    if url is None or kind(url) != "redis" or found == "sentinel":
+    if url is None or found == "sentinel" or (kind(url) != "redis" and found != "unix"):
         return None
     first = url.split(";", 1)[0]
     if found == "redis+socket":
         return "unix://" + first.partition("://")[2]
     return first
+
+
+def database_url(url: str | None) -> str | None:
+    """The SQLAlchemy URL of a database result backend (Celery's ``db+`` prefix removed)."""
+    found = scheme(url)
+    if url is None or not found.startswith("db+"):
+        return None
+    return url.split(";", 1)[0][3:]

@@ -23,7 +23,7 @@ from platform_core.app.arguments import EnqueueChecks, validating
 from platform_core.app.canvas import CanvasRouting
 from platform_core.app.platform_celery import PlatformCelery, PlatformTask
 from platform_core.app.task_options import task_options
-from platform_core.app.tuning import effective
+from platform_core.app.tuning import WorkerFlags, effective
 from platform_core.broker.config import broker_config
 from platform_core.checks import Checked
 from platform_core.checks.routing import DEFAULT_QUEUE, Router
@@ -40,7 +40,7 @@ class AppOptions:
     """What the process will do with its app, where that changes the app's configuration."""
 
     #: ``platform worker``'s tuning flags (concurrency, prefetch multiplier, ...)
-    worker_flags: Mapping[str, Any] = field(default_factory=dict)
+    worker_flags: WorkerFlags = field(default_factory=WorkerFlags)
     #: a partial beat (``--plugins ... --partial``) locks only against beats of its plugins
     partial_beat: bool = False
     #: ``platform doctor``: every broker and result-store call gives up after this long

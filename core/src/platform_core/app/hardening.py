@@ -22,7 +22,7 @@ SCHEDULER = "platform_core.beat.scheduler:LockedScheduler"
 
 
 def app_config(settings: Settings, connection: dict[str, Any]) -> dict[str, Any]:
-    """Celery settings that harden the app; ``connection`` is ``broker.broker_config``."""
+    """Celery settings that harden the app; ``connection`` is ``broker.config.broker_config``."""
     vt = settings.visibility_timeout
     broker, backend = kind(connection["broker_url"]), kind(connection["result_backend"])
     transport = dict(connection["broker_transport_options"], visibility_timeout=vt)
@@ -59,7 +59,7 @@ def app_config(settings: Settings, connection: dict[str, Any]) -> dict[str, Any]
         "task_acks_on_failure_or_timeout": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         # A redelivered acks-late message whose task already stored SUCCESS is
-        # acknowledged without running again (see .finishing); needs a stored result.
+        # acknowledged without running again (see worker.finishing); needs a stored result.
         "worker_deduplicate_successful_tasks": True,
         "worker_soft_shutdown_timeout": settings.worker.soft_shutdown_timeout,
         "worker_enable_soft_shutdown_on_idle": settings.worker.soft_shutdown_timeout > 0,

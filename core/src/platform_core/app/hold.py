@@ -7,7 +7,7 @@ its ``consumer_timeout``. So at the one place every task message passes through
 (``send_task``, which ``delay``/``apply_async`` call too), a message due later than
 the *horizon* (the visibility timeout less a margin) is stored with its due time
 instead of being published; a worker publishes it shortly before it is due
-(:mod:`.release`). The caller gets the usual AsyncResult with the same task id.
+(:mod:`platform_core.worker.release`). The caller gets the usual AsyncResult with the same task id.
 
 The message is built by Celery exactly as it would be sent: ``send_task`` runs
 unchanged with a producer whose ``publish`` stores the serialized message.

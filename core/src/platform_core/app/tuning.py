@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from platform_core.loading.registry import Contribution
 from platform_core.settings import WorkerSettings
@@ -24,6 +24,16 @@ STRICTEST_IS_SMALLEST = {"max_tasks_per_child", "max_memory_per_child", "concurr
                          "prefetch_multiplier"}
 
 
+class WorkerFlags(TypedDict, total=False):
+    """``platform worker``'s tuning options; a flag not given is None or absent."""
+
+    concurrency: int | None
+    max_tasks_per_child: int | None
+    max_memory_per_child: int | None
+    prefetch_multiplier: int | None
+    pool: str | None
+
+
 @dataclass(frozen=True)
 class Tuned:
     name: str
@@ -32,7 +42,7 @@ class Tuned:
 
 
 def effective(
-    cli: Mapping[str, Any],
+    cli: Mapping[str, object],
     configured: WorkerSettings,
     hints: Iterable[Contribution[WorkerHints]],
 ) -> dict[str, Tuned]:

@@ -8,7 +8,7 @@ from typing import Any
 from platform_core.errors import BrokerUnavailable
 from platform_core.redaction import redact
 from platform_core.settings import Settings
-from platform_core.urls import scheme
+from platform_core.urls import PLAIN_REDIS, scheme
 
 EMBEDDED = "filesystem://localhost/"
 
@@ -32,7 +32,7 @@ def broker_config(settings: Settings) -> dict[str, Any]:
         }
     if settings.result_backend:
         backend = settings.result_backend.get_secret_value()
-    elif scheme(broker) in ("redis", "rediss"):  # Sentinel's backend needs options of its own
+    elif scheme(broker) in PLAIN_REDIS:
         backend = broker
     else:
         home.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ building the app cannot fail on a plugin.
 - :mod:`.limits`: time limits against the visibility timeout;
 - :mod:`.signatures`: task signatures, beat entries' arguments;
 - :mod:`.plugin_settings`: plugin settings values;
-- :mod:`.stores`: the dead-letter store's URL;
-- :mod:`.telemetry`: tracing and metrics export.
+- :mod:`.store_url`: the dead-letter store's URL;
+- :mod:`.observability`: tracing and metrics export.
 
 A plugin left out can break another that relied on it (a retry policy it declares,
 say), so the plugin rules run again on what remains until no plugin is newly found
@@ -27,7 +27,7 @@ all reported. The rules that concern no plugin run once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
@@ -35,11 +35,11 @@ from platform_core.checks import (
     declarations,
     limits,
     namespaces,
+    observability,
     plugin_settings,
     policies,
     signatures,
-    stores,
-    telemetry,
+    store_url,
 )
 from platform_core.checks.routing import DEFAULT_QUEUE, Router
 from platform_core.checks.signatures import CallSpec
@@ -50,9 +50,13 @@ from platform_core.settings import Settings
 from platform_sdk import RetryPolicy
 
 
-@dataclass
+@dataclass(frozen=True)
 class Checked:
-    """The outcome of the checks: what the builder takes, and what was found."""
+    """The outcome of the checks: what the builder takes, and what was found.
+
+    Everything is about the plugins that remain (``registry``); a plugin left out is
+    in ``broken``, so every task of ``registry`` has its call spec and task policy.
+    """
 
     registry: Registry
     router: Router
@@ -61,11 +65,11 @@ class Checked:
     task_policies: dict[str, policies.TaskPolicy]
     plugin_settings: dict[type[BaseModel], BaseModel]
     #: every problem, in the order found (a left-out plugin's problems once)
-    reported: list[str] = field(default_factory=list)
+    reported: list[str]
     #: problems no single plugin is to blame for: start-up stops on any of them
-    fatal: list[str] = field(default_factory=list)
+    fatal: list[str]
     #: plugins left out, with their problems
-    broken: dict[str, BrokenPlugin] = field(default_factory=dict)
+    broken: dict[str, BrokenPlugin]
 
 
 def _without_overrides_of(settings: Settings, everything: Registry, left_out: set[str]
@@ -95,7 +99,7 @@ def run(settings: Settings, loaded: Loaded) -> Checked:
         declarations.check(registry, policies.BUILTIN, DEFAULT_QUEUE, router.match, problems)
         namespaces.check(registry, DEFAULT_QUEUE, router.match, problems)
         namespaces.check_plugin_names(registry, problems)
-        specs = signatures.check(registry, problems)
+        calls = signatures.check(registry, problems)
         settings_of = plugin_settings.check(settings, registry, problems)
         task_policies = policies.check_tasks(registry, retry_policies, problems)
         limits.check(settings, registry, problems)
@@ -108,11 +112,12 @@ def run(settings: Settings, loaded: Loaded) -> Checked:
             break
         excluded = set(broken)
     plain = shared(problems)
-    stores.check(settings, plain)
-    telemetry.check(settings, plain)
+    store_url.check(settings, plain)
+    observability.check(settings, plain)
     reported.extend(plain)
     fatal.extend(plain)
     left_out = {name: BrokenPlugin(loaded.known[name], tuple(errors))
                 for name, errors in broken.items()}
-    return Checked(registry, router, retry_policies, specs, task_policies, settings_of,
-                   reported, fatal, left_out)
+    return Checked(registry=registry, router=router, retry_policies=retry_policies,
+                   calls=calls, task_policies=task_policies, plugin_settings=settings_of,
+                   reported=reported, fatal=fatal, broken=left_out)

@@ -126,8 +126,8 @@ def check_tasks(registry: Registry, policies: dict[str, RetryPolicy], problems: 
     resolved: dict[str, TaskPolicy] = {}
     for c in registry.tasks:
         spec = c.item.spec
-        _option_problems(spec, c.plugin, problems)
         if isinstance(spec.retry, str) and spec.retry not in policies:
+            _option_problems(spec, c.plugin, problems)
             continue
         policy = policy_of(spec, policies)
         errors: list[type[BaseException]] = []
@@ -140,5 +140,6 @@ def check_tasks(registry: Registry, policies: dict[str, RetryPolicy], problems: 
                     f"task `{spec.name}`: retry policy `{policy.name}` retries on "
                     f"`{dotted}`, which cannot be imported ({exc}); use a dotted exception name",
                 ))
+        _option_problems(spec, c.plugin, problems)
         resolved[spec.name] = TaskPolicy(policy, tuple(errors))
     return resolved

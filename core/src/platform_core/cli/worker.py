@@ -95,9 +95,17 @@ def worker(
 ) -> None:
     """Start a worker for the selected plugins. Other Celery worker options pass through."""
     from platform_core.app.builder import AppOptions
+    from platform_core.app.tuning import WorkerFlags
     from platform_core.broker.config import check_broker
 
-    host = load_host(plugins, strict, AppOptions(worker_flags=cli_tuning))
+    flags = WorkerFlags(
+        concurrency=cli_tuning["concurrency"],
+        max_tasks_per_child=cli_tuning["max_tasks_per_child"],
+        max_memory_per_child=cli_tuning["max_memory_per_child"],
+        prefetch_multiplier=cli_tuning["prefetch_multiplier"],
+        pool=cli_tuning["pool"],
+    )
+    host = load_host(plugins, strict, AppOptions(worker_flags=flags))
     chosen = select_queues(host, queues)
     tuned = host.tuning
     console().print(tuning_table(host, chosen, queues is not None, tuned))

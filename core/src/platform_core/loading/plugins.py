@@ -19,7 +19,6 @@ class Loaded:
     """Everything the loaded plugins contribute, and the problems met on the way."""
 
     everything: Registry
-    plugins: list[discovery.LoadedPlugin]
     problems: list[str]
     #: the process loads only some installed plugins (an allowlist or a denylist)
     partial: bool
@@ -48,6 +47,6 @@ def load(settings: Settings, plugins: Sequence[str] | None = None,
     infos = register_plugins(pm, loaded, problems)
     everything = collect(pm, infos, problems)
     partial = allow is not None or bool(settings.disabled_plugins)
-    known = {name: infos[0] for name, infos in discovery.installed().items()}
+    known = {name: found[0] for name, found in discovery.installed().items()}
     known.update((p.info.name, p.info) for p in loaded)
-    return Loaded(everything, loaded, problems, partial, known)
+    return Loaded(everything, problems, partial, known)

@@ -28,7 +28,6 @@ from platform_core.urls import kind
 Severity = Literal["error", "warning", "info"]
 
 
-
 @dataclass(frozen=True)
 class Finding:
     check: str

@@ -1,11 +1,11 @@
 """Where dead letters, delivery counts and held (long-delayed) messages are kept.
 
-| setting | store |
-|---------|-------|
-| ``dead_letter_url`` set | that URL: ``redis://``/``rediss://`` or any SQLAlchemy URL |
-| Redis broker | the broker's Redis server and database |
-| embedded broker | SQLite ``$PLATFORM_HOME/reliability.sqlite3`` |
-| other broker (RabbitMQ) | the result backend if Redis or ``db+...``, else SQLite under home |
+- ``dead_letter_url`` set: that URL, Redis (``redis://``, ``rediss://``, ``unix://``,
+  ``redis+socket://``) or any SQLAlchemy URL;
+- a Redis broker (not Sentinel): the broker's Redis server and database;
+- the embedded broker: SQLite ``$PLATFORM_HOME/reliability.sqlite3``;
+- another broker (RabbitMQ, Sentinel): the result backend if it is Redis or
+  ``db+...``, else SQLite under home.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from platform_core.urls import redis_client_url
+from platform_core.urls import database_url, redis_client_url
 
 if TYPE_CHECKING:
     from platform_core.settings import Settings
@@ -52,8 +52,9 @@ def locate(settings: Settings) -> Location:
     backend = settings.result_backend.get_secret_value() if settings.result_backend else ""
     if redis_client_url(backend):
         return Location(backend, "default: the result backend")
-    if backend.startswith("db+"):
-        return Location(backend[3:], "default: the result backend")
+    database = database_url(backend)
+    if database:
+        return Location(database, "default: the result backend")
     return Location(sqlite, "default: SQLite under home", local=True)
 
 

@@ -6,7 +6,7 @@ recursion: a header nested a few hundred levels deep raises ``RecursionError`` i
 the worker's event loop, the connection drops, RabbitMQ redelivers the message and
 the next worker dies the same way. The guarded frame handler catches any error
 while a content header is decoded and feeds py-amqp a header of its own instead:
-the same body size, content type :data:`~..deadletter.letters.UNREADABLE` and the
+the same body size, content type :data:`~platform_core.deadletter.letters.UNREADABLE` and the
 problem in a header. The body still arrives; the gate dead-letters the message
 with its body and acknowledges it.
 """

@@ -5,9 +5,10 @@ kombu's Redis and filesystem transports parse each queue item as a JSON envelope
 are not JSON, JSON that is not an envelope, or a body that cannot be decoded raise
 inside the transport, and the worker stops ("Unrecoverable error") or reconnects
 forever. These subclasses turn such an item into a well-formed envelope of content
-type :data:`~.letters.UNREADABLE` that carries the original bytes; the worker's
-task consumer (:class:`~.gate.TaskGate`) then moves it to the dead-letter store and
-acknowledges it. Every message also gets a delivery tag of the worker's own: the
+type :data:`~platform_core.deadletter.letters.UNREADABLE` that carries the original
+bytes; the worker's task consumer (:class:`~.gate.TaskGate`) then moves it to the
+dead-letter store and acknowledges it. Every message also gets a delivery tag of the
+worker's own: the
 broker's unacknowledged-message bookkeeping is keyed by it, and a producer's tag
 may be unusable (a mapping) or shared by copies of one message.
 

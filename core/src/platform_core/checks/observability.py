@@ -31,17 +31,20 @@ def check(settings: Settings, problems: list[str]) -> None:
 
     from platform_core.telemetry.export import export_interval, exporter_module, missing, protocol
 
-    try:
-        for signal in signals:
+    for signal in signals:
+        try:
             chosen = protocol(signal)
-            try:
-                found = find_spec(exporter_module(chosen)) is not None
-            except ImportError:
-                found = False
-            if not found:
-                problems.append(missing(signal.removesuffix("s"), chosen,
-                                        "not installed"))
-        if "metrics" in signals:
+        except ConfigurationError as exc:
+            problems.extend(exc.problems)
+            continue
+        try:
+            found = find_spec(exporter_module(chosen)) is not None
+        except ImportError:
+            found = False
+        if not found:
+            problems.append(missing(signal.removesuffix("s"), chosen, "not installed"))
+    if "metrics" in signals:
+        try:
             export_interval()
-    except ConfigurationError as exc:
-        problems.extend(exc.problems)
+        except ConfigurationError as exc:
+            problems.extend(exc.problems)
