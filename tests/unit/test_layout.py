@@ -22,7 +22,7 @@ NEVER: dict[str, set[str]] = {
     "loading": {"checks", "app", "worker", "beat", "ops", "cli", "host", "telemetry",
                 "deadletter", "stores", "broker"},
     "checks": {"app", "worker", "beat", "ops", "cli", "host"},
-    "app": {"ops", "cli", "host"},
+    "app": {"beat", "ops", "cli", "host"},
     "worker": {"loading", "checks", "app", "beat", "ops", "cli", "host", "telemetry"},
     "beat": {"loading", "checks", "app", "worker", "ops", "cli", "host", "telemetry"},
     "deadletter": {"loading", "checks", "app", "worker", "beat", "ops", "cli", "host"},
