@@ -413,17 +413,36 @@ def test_beat_with_partial_reaches_the_broker_check(platform_env: PlatformEnv) -
 
 
 def test_worker_with_an_undeclared_queue(platform_env: PlatformEnv) -> None:
-    line = one_line_error(platform_env.run("worker", "-Q", "nope"))
-    assert line.startswith("Error: -Q names nope, which no loaded plugin declares (declared: ")
-    assert "fix -Q or add the plugin with --plugins" in line
+    line = one_line_error(platform_env.run("worker", "-Q", "nope,admin.zz*"))
+    assert line.startswith("Error: -Q names nope, admin.zz*, which no loaded plugin declares "
+                           "(declared: ")
+    assert "fix -Q (queue names, plugin names or globs like admin.*) or add the plugin with " \
+        "--plugins" in line
 
 
 def test_worker_queue_of_a_plugin_not_selected(platform_env: PlatformEnv) -> None:
     line = one_line_error(platform_env.run("worker", "--plugins", "quant", "-Q", "quant,admin.email"))
     assert line == (
         "Error: -Q names admin.email, which no loaded plugin declares (declared: quant, quant.data); "
-        "fix -Q or add the plugin with --plugins"
+        "fix -Q (queue names, plugin names or globs like admin.*) or add the plugin with --plugins"
     )
+
+
+@pytest.mark.parametrize(("given", "resolved"), [
+    # The guide's habit: a plugin's name means every queue it declares.
+    ("admin,quant", "default, admin, admin.email, quant, quant.data"),
+    ("admin.*", "admin.email"),
+    ("quant.data,default", "quant.data, default"),
+    ("q*,quant", "quant, quant.data"),
+])
+def test_worker_queues_by_plugin_name_or_glob(platform_env: PlatformEnv, given: str,
+                                              resolved: str) -> None:
+    platform_env.set(PLATFORM_BROKER_URL=UNREACHABLE, COLUMNS="250")
+    result = platform_env.run("worker", "-Q", given)
+    assert result.returncode == 2, output_of(result)
+    row = next(line for line in result.stdout.splitlines() if "│ queues" in line)
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells == ["queues", resolved, f"command line (-Q {given})"]
 
 
 def test_worker_with_an_uninstalled_plugin(platform_env: PlatformEnv) -> None:

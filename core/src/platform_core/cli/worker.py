@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import Any
 
 import click
@@ -10,6 +11,31 @@ from platform_core.cli.common import console, load_host, split_names
 from platform_core.errors import PlatformError
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+GLOB = frozenset("*?[")
+
+
+def resolve_queues(host: Any, names: list[str]) -> tuple[list[str], list[str]]:
+    """The queues ``names`` ask for, in order and once each, and the names that match none.
+
+    A name is a loaded plugin's (all the queues it declares, its namesake included), a
+    glob such as ``admin.*`` (every declared queue it matches), or a queue's name.
+    """
+    declared = host.registry.queue_map()
+    chosen: dict[str, None] = {}
+    unknown: list[str] = []
+    for name in names:
+        if name in host.plugins:
+            found = [q for q, c in declared.items() if c.plugin.name == name]
+        elif GLOB & set(name):
+            found = [q for q in declared if fnmatchcase(q, name)]
+        else:
+            found = [name] if name in declared else []
+        if not found:
+            unknown.append(name)
+        chosen.update(dict.fromkeys(found))
+    return list(chosen), unknown
 
 
 def select_queues(host: Any, queues: str | None) -> list[str]:
@@ -21,17 +47,18 @@ def select_queues(host: Any, queues: str | None) -> list[str]:
                 "select plugins that declare queues (--plugins) or name queues with -Q"
             )
         return list(declared)
-    chosen = split_names(queues) or []
-    unknown = [q for q in chosen if q not in declared]
-    if unknown:
+    chosen, unknown = resolve_queues(host, split_names(queues) or [])
+    if unknown or not chosen:
         raise PlatformError(
-            f"-Q names {', '.join(unknown)}, which no loaded plugin declares "
-            f"(declared: {', '.join(declared) or 'none'}); fix -Q or add the plugin with --plugins"
+            f"-Q names {', '.join(unknown) or 'no queue'}, which no loaded plugin declares "
+            f"(declared: {', '.join(declared) or 'none'}); fix -Q (queue names, plugin names "
+            "or globs like admin.*) or add the plugin with --plugins"
         )
     return chosen
 
 
-def tuning_table(host: Any, queues: list[str], from_flag: bool, tuned: dict[str, Any]) -> Any:
+def tuning_table(host: Any, queues: list[str], from_flag: str | None, tuned: dict[str, Any]
+                 ) -> Any:
     from rich.table import Table
 
     from platform_core.redaction import redact
@@ -43,7 +70,8 @@ def tuning_table(host: Any, queues: list[str], from_flag: bool, tuned: dict[str,
     conf = host.app.conf
     table.add_row("broker", redact(conf.broker_url), "configuration")
     table.add_row("result backend", redact(str(conf.result_backend)), "configuration")
-    table.add_row("queues", ", ".join(queues), "command line (-Q)" if from_flag else "plugins")
+    table.add_row("queues", ", ".join(queues), f"command line (-Q {from_flag})" if from_flag
+                  else "plugins")
     table.add_row("dead letters", redact(conf.platform_dead_letter_database),
                   conf.platform_dead_letter_source)
     for item in tuned.values():
@@ -77,7 +105,9 @@ STRICT_HELP = "Refuse to start if any plugin is broken (default: PLATFORM_STRICT
 @click.command(context_settings=PASS_THROUGH)
 @click.option("--plugins", help="Comma-separated plugins to load (default: all enabled).")
 @click.option("--strict", is_flag=True, default=None, help=STRICT_HELP)
-@click.option("-Q", "--queues", help="Queues to consume (default: the loaded plugins' queues).")
+@click.option("-Q", "--queues",
+              help="Queues to consume: queue names, plugin names (all their queues) or globs "
+                   "like 'admin.*' (default: the loaded plugins' queues).")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1))
 @click.option("--max-tasks-per-child", type=click.IntRange(min=1))
 @click.option("--max-memory-per-child", type=click.IntRange(min=1), help="KiB.")
@@ -108,7 +138,7 @@ def worker(
     host = load_host(plugins, strict, AppOptions(worker_flags=flags))
     chosen = select_queues(host, queues)
     tuned = host.tuning
-    console().print(tuning_table(host, chosen, queues is not None, tuned))
+    console().print(tuning_table(host, chosen, queues, tuned))
     if host.app.conf.platform_dead_letter_note:
         console(stderr=True).print(f"Note: {host.app.conf.platform_dead_letter_note}",
                                    highlight=False)
