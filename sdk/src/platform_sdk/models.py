@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -110,6 +110,11 @@ class Crontab(_Model):
     day_of_week: str = "*"
     day_of_month: str = "*"
     month_of_year: str = "*"
+
+    if TYPE_CHECKING:  # integers are accepted and kept as text, as the validator below does
+        def __init__(self, *, minute: str | int = "*", hour: str | int = "*",
+                     day_of_week: str | int = "*", day_of_month: str | int = "*",
+                     month_of_year: str | int = "*") -> None: ...
 
     @field_validator(
         "minute", "hour", "day_of_week", "day_of_month", "month_of_year", mode="before"

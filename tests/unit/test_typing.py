@@ -1,0 +1,46 @@
+"""What plugin authors write passes the type checker, and what is wrong does not.
+
+mypy runs on small samples with the project's configuration (strict, pydantic's plugin).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    sample = tmp_path / "sample.py"
+    sample.write_text(textwrap.dedent(source))
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
+         "--cache-dir", str(tmp_path / ".mypy_cache"), "--no-incremental", str(sample)],
+        capture_output=True, text=True, timeout=240, cwd=ROOT, check=False)
+
+
+def test_crontab_takes_the_integers_the_docs_show(tmp_path: Path) -> None:
+    result = mypy(tmp_path, """
+        from platform_sdk import BeatEntry, Crontab
+
+        nightly = Crontab(minute=0, hour=3)
+        weekdays = Crontab(minute="*/15", day_of_week="1-5")
+        entry = BeatEntry(name="acme.nightly", task="acme.job", schedule=nightly)
+        text: str = nightly.minute
+    """)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("source", "error"), [
+    ("Crontab(minute=[0])", 'Argument "minute" to "Crontab" has incompatible type "list[int]"'),
+    ("Crontab(minutes=0)", 'Unexpected keyword argument "minutes" for "Crontab"'),
+])
+def test_crontab_refuses_what_it_cannot_take(tmp_path: Path, source: str, error: str) -> None:
+    result = mypy(tmp_path, f"from platform_sdk import Crontab\n\n{source}\n")
+    assert result.returncode == 1
+    assert error in result.stdout, result.stdout
