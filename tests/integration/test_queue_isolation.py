@@ -26,7 +26,10 @@ def test_quant_worker_leaves_admin_work_for_an_admin_worker(broker_env: Platform
 
 
 def test_minus_q_narrows_to_named_queues(broker_env: PlatformEnv) -> None:
-    worker = broker_env.worker("-Q", "admin.email,quant")
+    """A queue's name, a glob, and a plugin's name (all its queues, as the guide's
+    ``-Q admin,quant`` expects) side by side."""
+    worker = broker_env.worker("-Q", "admin.email,quant,defaul?")
     queues = broker_env.run("inspect", "active_queues", "-d", worker.node, "--timeout", "10")
     assert queues.returncode == 0, queues.stderr
-    assert {q["name"] for q in json.loads(queues.stdout)[worker.node]} == {"admin.email", "quant"}
+    assert {q["name"] for q in json.loads(queues.stdout)[worker.node]} == {
+        "admin.email", "quant", "quant.data", "default"}

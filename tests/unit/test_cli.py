@@ -107,6 +107,16 @@ def test_plugins_list_json(platform_env: PlatformEnv) -> None:
     assert [quant[k] for k in counts] == [3, 2, 3, 1]
 
 
+def test_plugins_show_warns_about_a_misspelt_setting(platform_env: PlatformEnv) -> None:
+    result = platform_env.set(PLATFORM_QUANT__PROCES_CHUNKS="20").run("plugins", "show", "quant")
+    assert result.returncode == 0, output_of(result)
+    assert result.stderr.splitlines() == [
+        "Warning: PLATFORM_QUANT__PROCES_CHUNKS is ignored: plugin `quant` (platform-quant "
+        "0.1.0) has no setting `proces_chunks` (its settings: database_url, process_chunks, "
+        "process_points, process_step_delay, stock_list_path); did you mean "
+        "PLATFORM_QUANT__PROCESS_CHUNKS?"]
+
+
 def test_plugins_list_table(wide: PlatformEnv) -> None:
     result = wide.run("plugins", "list")
     assert result.returncode == 0, output_of(result)

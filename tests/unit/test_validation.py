@@ -9,6 +9,7 @@ add noise to the problem list.
 
 from __future__ import annotations
 
+import logging
 import textwrap
 import types
 from pathlib import Path
@@ -576,6 +577,35 @@ def test_invalid_setting_of_hyphenated_plugin_names_the_variable_it_reads(
     (problem,) = problems_of(only(platform_env, "my-plug"))
     assert "setting `port`: Input should be a valid integer" in problem  # the value was read
     assert problem.endswith("as PLATFORM_MY_PLUG__PORT")
+
+
+def test_a_misspelt_plugin_setting_is_warned_about_with_the_one_meant(
+    platform_env: PlatformEnv, caplog: pytest.LogCaptureFixture,
+) -> None:
+    platform_env.plugins.add("a", plugin("a", SETTINGS_PLUGIN))
+    platform_env.set(PLATFORM_A__TOKEN="t", PLATFORM_A__PROT="s3cr3t-26", PLATFORM_A__ZZZ="1")
+    with caplog.at_level(logging.WARNING, logger="platform"):
+        host = only(platform_env, "a").host(bind=False)
+    assert host.plugin_settings  # the plugin starts: a stray variable is no problem
+    warned = [r.getMessage() for r in caplog.records if r.name == "platform"]
+    assert warned == [
+        f"PLATFORM_A__PROT is ignored: {label('a')} has no setting `prot` (its settings: "
+        "port, token); did you mean PLATFORM_A__PORT?",
+        f"PLATFORM_A__ZZZ is ignored: {label('a')} has no setting `zzz` (its settings: "
+        "port, token)",
+    ]
+    assert "s3cr3t" not in " ".join(warned)  # values may be secrets: never shown
+
+
+def test_settings_for_a_plugin_without_a_model_are_warned_about(
+    platform_env: PlatformEnv, caplog: pytest.LogCaptureFixture,
+) -> None:
+    platform_env.plugins.add("a", plugin("a"))
+    platform_env.set(PLATFORM_A__PORT="26")
+    with caplog.at_level(logging.WARNING, logger="platform"):
+        only(platform_env, "a").host(bind=False)
+    assert [r.getMessage() for r in caplog.records if r.name == "platform"] == [
+        f"PLATFORM_A__PORT is ignored: {label('a')} registers no settings"]
 
 
 # --- selecting plugins ----------------------------------------------------------------

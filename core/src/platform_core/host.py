@@ -40,6 +40,8 @@ class Host:
     plugin_settings: dict[type[BaseModel], BaseModel]
     app: PlatformCelery
     broken: dict[str, BrokenPlugin] = field(default_factory=dict)
+    #: what start-up went on despite (logged as warnings when the host was built)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def plugins(self) -> dict[str, PluginInfo]:
@@ -80,10 +82,12 @@ def build(
         raise ConfigurationError(checked.reported)
     app = build_app(settings, checked, options)
     host = Host(settings, checked.registry, checked.router, checked.retry_policies,
-                checked.plugin_settings, app, checked.broken)
+                checked.plugin_settings, app, checked.broken, checked.warnings)
     for broken in checked.broken.values():
         for error in broken.errors:
             logger.warning("broken plugin left out: %s", error)
+    for warning in checked.warnings:
+        logger.warning("%s", warning)
     log_privacy.install()
     if telemetry.wanted(settings):
         telemetry.install(app, settings)

@@ -70,6 +70,8 @@ class Checked:
     fatal: list[str]
     #: plugins left out, with their problems
     broken: dict[str, BrokenPlugin]
+    #: what start-up goes on despite, but the operator should hear of
+    warnings: list[str]
 
 
 def _without_overrides_of(settings: Settings, everything: Registry, left_out: set[str]
@@ -120,4 +122,5 @@ def run(settings: Settings, loaded: Loaded) -> Checked:
                 for name, errors in broken.items()}
     return Checked(registry=registry, router=router, retry_policies=retry_policies,
                    calls=calls, task_policies=task_policies, plugin_settings=settings_of,
-                   reported=reported, fatal=fatal, broken=left_out)
+                   reported=reported, fatal=fatal, broken=left_out,
+                   warnings=plugin_settings.unknown_fields(settings, registry))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+
 from pydantic import BaseModel, ValidationError
 
 from platform_core.loading.problems import blame
@@ -32,3 +35,42 @@ def check(settings: Settings, registry: Registry, problems: list[str]
                     f"[plugin.{c.plugin.name}] in platform.toml or as {prefix}{field.upper()}"
                 )
     return resolved
+
+
+def unknown_fields(settings: Settings, registry: Registry) -> list[str]:
+    """A warning for each ``PLATFORM_<PLUGIN>__FIELD`` variable and ``[plugin.NAME]`` key
+    that names no field of the plugin's settings model (a model that forbids extra fields
+    reports them as problems instead); they would be silently ignored."""
+    warnings: list[str] = []
+    models = {c.plugin.name: c for c in registry.settings_models}
+    for name, info in registry.plugins.items():
+        prefix = plugin_env_prefix(name)
+        given = [(key, f"{prefix}{key[len(prefix):].upper()}") for key in sorted(os.environ)
+                 if key.upper().startswith(prefix)]
+        given += [(key, f"[plugin.{name}] {key} in platform.toml")
+                  for key in sorted(settings.plugin.get(name, {}))]
+        if not given:
+            continue
+        model = models.get(name)
+        if model is None:
+            for _, where in given:
+                warnings.append(f"{where} is ignored: {info.label} registers no settings")
+            continue
+        if model.item.model_config.get("extra") == "forbid":
+            continue
+        fields = {n.lower(): n for n in model.item.model_fields}
+        fields.update((alias.lower(), alias) for f in model.item.model_fields.values()
+                      for alias in (f.alias, f.validation_alias) if isinstance(alias, str))
+        for key, where in given:
+            field = key[len(prefix):].lower() if key.upper().startswith(prefix) else key.lower()
+            if field in fields:
+                continue
+            close = difflib.get_close_matches(field, list(fields), n=1)
+            hint = ""
+            if close:
+                hint = (f"; did you mean {prefix}{close[0].upper()}?" if where.startswith(prefix)
+                        else f"; did you mean `{fields[close[0]]}`?")
+            known = ", ".join(sorted(model.item.model_fields)) or "none"
+            warnings.append(f"{where} is ignored: {info.label} has no setting `{field}` "
+                            f"(its settings: {known}){hint}")
+    return warnings

@@ -47,11 +47,15 @@ def _summary(host: Any) -> list[dict[str, Any]]:
 
 
 def _load_quietly() -> Any:
-    """The host, broken plugins left out (not logged: these commands show them)."""
+    """The host, broken plugins left out (not logged: these commands show them); its
+    warnings go to standard error."""
     import logging
 
     logging.getLogger("platform").setLevel(logging.ERROR)
-    return load_host(strict=False)
+    host = load_host(strict=False)
+    for warning in host.warnings:
+        console(stderr=True).print(f"Warning: {warning}", highlight=False, markup=False)
+    return host
 
 
 @click.group()
