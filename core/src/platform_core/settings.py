@@ -189,11 +189,19 @@ def plugin_env_prefix(plugin: str) -> str:
     return f"PLATFORM_{plugin.upper().replace('-', '_').replace('.', '_')}__"
 
 
-def plugin_values(settings: Settings, plugin: str) -> dict[str, Any]:
-    """Raw values for one plugin's settings model: toml table, then env overrides."""
-    values = dict(settings.plugin.get(plugin, {}))
+def plugin_inputs(settings: Settings, plugin: str) -> list[tuple[str, Any, str]]:
+    """Every value given for one plugin's settings, as (field, value, where it was set):
+    the toml table first, then the environment variables, which win."""
+    inputs = [(key, value, f"[plugin.{plugin}] {key} in platform.toml")
+              for key, value in settings.plugin.get(plugin, {}).items()]
     prefix = plugin_env_prefix(plugin)
     for key, value in os.environ.items():
         if key.upper().startswith(prefix):
-            values[key[len(prefix):].lower()] = value
-    return values
+            field = key[len(prefix):].lower()
+            inputs.append((field, value, f"{prefix}{field.upper()}"))
+    return inputs
+
+
+def plugin_values(settings: Settings, plugin: str) -> dict[str, Any]:
+    """Raw values for one plugin's settings model: toml table, then env overrides."""
+    return {field: value for field, value, _ in plugin_inputs(settings, plugin)}

@@ -111,15 +111,11 @@ def dead_letter_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-# Where a prefetch multiplier an operator set comes from (see app.tuning).
-OPERATOR_SOURCES = {"command line", "configuration"}
-
-
 def reserve_one(tuning: Mapping[str, Tuned]) -> bool:
     """Whether a Redis worker reserves only what its pool can start: yes, unless an
     operator sets a prefetch multiplier, which asks for prefetching (a plugin hint cannot
     turn that guard off)."""
-    return tuning["prefetch_multiplier"].source not in OPERATOR_SOURCES
+    return not tuning["prefetch_multiplier"].set_by_operator
 
 
 def io_bounds(conf: Any, timeout: float) -> dict[str, Any]:

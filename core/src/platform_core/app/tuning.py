@@ -34,11 +34,19 @@ class WorkerFlags(TypedDict, total=False):
     pool: str | None
 
 
+COMMAND_LINE, CONFIGURATION = "command line", "configuration"
+
+
 @dataclass(frozen=True)
 class Tuned:
     name: str
     value: Any
     source: str
+
+    @property
+    def set_by_operator(self) -> bool:
+        """Given on the command line or in the configuration, not by a hint or default."""
+        return self.source in (COMMAND_LINE, CONFIGURATION)
 
 
 def effective(
@@ -50,11 +58,11 @@ def effective(
     result: dict[str, Tuned] = {}
     for name, default in DEFAULTS.items():
         if cli.get(name) is not None:
-            result[name] = Tuned(name, cli[name], "command line")
+            result[name] = Tuned(name, cli[name], COMMAND_LINE)
             continue
         value = getattr(configured, name)
         if value is not None:
-            result[name] = Tuned(name, value, "configuration")
+            result[name] = Tuned(name, value, CONFIGURATION)
             continue
         offered = [(getattr(c.item, name), c.plugin.name) for c in hints
                    if getattr(c.item, name) is not None]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import os
 
 from pydantic import BaseModel, ValidationError
 
 from platform_core.loading.problems import blame
 from platform_core.loading.registry import Registry
 from platform_core.redaction import error_message
-from platform_core.settings import Settings, plugin_env_prefix, plugin_values
+from platform_core.settings import Settings, plugin_env_prefix, plugin_inputs, plugin_values
 
 
 def check(settings: Settings, registry: Registry, problems: list[str]
@@ -42,35 +41,29 @@ def unknown_fields(settings: Settings, registry: Registry) -> list[str]:
     that names no field of the plugin's settings model (a model that forbids extra fields
     reports them as problems instead); they would be silently ignored."""
     warnings: list[str] = []
-    models = {c.plugin.name: c for c in registry.settings_models}
+    models = {c.plugin.name: c.item for c in registry.settings_models}
     for name, info in registry.plugins.items():
-        prefix = plugin_env_prefix(name)
-        given = [(key, f"{prefix}{key[len(prefix):].upper()}") for key in sorted(os.environ)
-                 if key.upper().startswith(prefix)]
-        given += [(key, f"[plugin.{name}] {key} in platform.toml")
-                  for key in sorted(settings.plugin.get(name, {}))]
-        if not given:
-            continue
+        given = sorted(plugin_inputs(settings, name), key=lambda i: i[2])
         model = models.get(name)
         if model is None:
-            for _, where in given:
-                warnings.append(f"{where} is ignored: {info.label} registers no settings")
+            warnings += [f"{where} is ignored: {info.label} registers no settings"
+                         for _, _, where in given]
             continue
-        if model.item.model_config.get("extra") == "forbid":
+        if not given or model.model_config.get("extra") == "forbid":
             continue
-        fields = {n.lower(): n for n in model.item.model_fields}
-        fields.update((alias.lower(), alias) for f in model.item.model_fields.values()
+        fields = {n.lower(): n for n in model.model_fields}
+        fields.update((alias.lower(), alias) for f in model.model_fields.values()
                       for alias in (f.alias, f.validation_alias) if isinstance(alias, str))
-        for key, where in given:
-            field = key[len(prefix):].lower() if key.upper().startswith(prefix) else key.lower()
-            if field in fields:
+        known = ", ".join(sorted(model.model_fields)) or "none"
+        for field, _, where in given:
+            if field.lower() in fields:
                 continue
-            close = difflib.get_close_matches(field, list(fields), n=1)
+            close = difflib.get_close_matches(field.lower(), list(fields), n=1)
             hint = ""
-            if close:
-                hint = (f"; did you mean {prefix}{close[0].upper()}?" if where.startswith(prefix)
-                        else f"; did you mean `{fields[close[0]]}`?")
-            known = ", ".join(sorted(model.item.model_fields)) or "none"
+            if close and where.startswith("PLATFORM_"):
+                hint = f"; did you mean {plugin_env_prefix(name)}{close[0].upper()}?"
+            elif close:
+                hint = f"; did you mean `{fields[close[0]]}`?"
             warnings.append(f"{where} is ignored: {info.label} has no setting `{field}` "
                             f"(its settings: {known}){hint}")
     return warnings
