@@ -264,3 +264,30 @@ def test_solo_and_threads_pools_trace_from_the_worker_process(
     assert run.resource["platform.process.role"] == "worker"
     assert run.resource["process.pid"] == worker.popen.pid
     assert by_id(otlp.snapshot())[run.parent_id].name == "apply_async/traced.add"
+
+
+def test_a_bulk_send_is_one_producer_span_and_each_message_a_traced_run_under_it(
+    traced: PlatformEnv, otlp: Receiver
+) -> None:
+    traced.worker()
+    code = (
+        "from platform_core.host import build\n"
+        "app = build().app\n"
+        f"sent = app.send_many('traced.add', [(i, 1, {SECRET!r}) for i in range(5)], {{}})\n"
+        "print([r.get(timeout=120) for r in sent])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=traced.environ,
+                            capture_output=True, text=True, timeout=180, cwd=traced.home.parent)
+    assert result.returncode == 0, output_of(result)
+    assert result.stdout.split("\n")[-2] == "[1, 2, 3, 4, 5]"
+    runs = otlp.wait_for(
+        lambda spans: len(r := [s for s in spans if s.name == "run/traced.add"]) >= 5 and r,
+        "five run spans")
+    (batch,) = otlp.named("apply_many/traced.add")
+    assert batch.kind == "PRODUCER"
+    assert batch.attributes["messaging.batch.message_count"] == 5
+    assert batch.attributes["platform.plugin"] == "traced"
+    assert {run.parent_id for run in runs} == {batch.span_id}
+    assert {run.trace_id for run in runs} == {batch.trace_id}
+    assert otlp.named("apply_async/traced.add") == []  # one span for the batch, not one each
+    assert SECRET not in repr(batch.attributes) + repr([r.attributes for r in runs])

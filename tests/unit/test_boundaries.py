@@ -246,8 +246,9 @@ def test_unknown_proxy_attribute_names_the_task_and_what_it_offers() -> None:
         print_hello.update_state  # type: ignore[attr-defined]  # noqa: B018
     assert str(caught.value) == (
         "task proxy `admin.print_hello` (platform_admin.tasks.print_hello) has no attribute "
-        "`update_state`: it offers name, spec, delay(), apply_async(), s(), si(), signature(), "
-        "map(), starmap(), chunks(), AsyncResult(), celery_task() and calling it; for anything "
+        "`update_state`: it offers name, spec, delay(), apply_async(), delay_many(), "
+        "apply_many(), s(), si(), signature(), map(), starmap(), chunks(), AsyncResult(), "
+        "celery_task() and calling it; for anything "
         "else of the Celery task use `print_hello.celery_task().update_state`"
     )
     assert caught.value.name == "update_state"

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
         HostNotAvailable,
         Ignore,
         InvalidTaskCall,
+        PartiallySent,
         PayloadTooLarge,
         Reject,
         Retry,
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from .hookspecs import hookimpl
     from .models import BeatEntry, Crontab, Every, Queue, RetryPolicy, Route, Schedule, WorkerHints
     from .runtime import data_dir, settings
-    from .tasks import Task, TaskSpec, task
+    from .tasks import Task, TaskSpec, send_many, task
 
 __all__ = [
     "BeatEntry",
@@ -31,6 +32,7 @@ __all__ = [
     "HostNotAvailable",
     "Ignore",
     "InvalidTaskCall",
+    "PartiallySent",
     "PayloadTooLarge",
     "Queue",
     "Reject",
@@ -45,18 +47,20 @@ __all__ = [
     "WorkerHints",
     "data_dir",
     "hookimpl",
+    "send_many",
     "settings",
     "task",
 ]
 
 _MODULE_OF = {
-    **dict.fromkeys(("HostNotAvailable", "Ignore", "InvalidTaskCall", "PayloadTooLarge",
-                     "Reject", "Retry", "SoftTimeLimitExceeded", "StartupError"), "exceptions"),
+    **dict.fromkeys(("HostNotAvailable", "Ignore", "InvalidTaskCall", "PartiallySent",
+                     "PayloadTooLarge", "Reject", "Retry", "SoftTimeLimitExceeded",
+                     "StartupError"), "exceptions"),
     "hookimpl": "hookspecs",
     **dict.fromkeys(("BeatEntry", "Crontab", "Every", "Queue", "RetryPolicy", "Route",
                      "Schedule", "WorkerHints"), "models"),
     **dict.fromkeys(("data_dir", "settings"), "runtime"),
-    **dict.fromkeys(("Task", "TaskSpec", "task"), "tasks"),
+    **dict.fromkeys(("Task", "TaskSpec", "send_many", "task"), "tasks"),
 }
 
 

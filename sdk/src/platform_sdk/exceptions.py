@@ -8,7 +8,7 @@ importing the SDK loads no Celery.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,6 +18,7 @@ __all__ = [
     "HostNotAvailable",
     "Ignore",
     "InvalidTaskCall",
+    "PartiallySent",
     "PayloadTooLarge",
     "Reject",
     "Retry",
@@ -88,3 +89,52 @@ class PayloadTooLarge(InvalidTaskCall):
         super().__init__(message, task=task)
         self.size = size
         self.limit = limit
+
+
+class PartiallySent(RuntimeError):
+    """A bulk send (``delay_many``, ``apply_many``, ``send_many``) failed part-way.
+
+    Every item is in exactly one of three lists of input indices:
+
+    - ``published``: the broker has it (Redis answered the write, RabbitMQ confirmed it,
+      the embedded broker's file is in place); ``results`` are their AsyncResults;
+    - ``unsent``: it was never written, or the broker refused it; sending it again cannot
+      run it twice;
+    - ``in_doubt``: it was being written when the connection failed, so the broker may or
+      may not have it (at most one pipeline or one unconfirmed window).
+
+    :meth:`resend` sends the unsent items again (``in_doubt=True``: those too), with the
+    same task ids, in one call. The message names the task and the counts, never the
+    arguments.
+    """
+
+    def __init__(self, message: str, *, task: str, published: Sequence[int],
+                 unsent: Sequence[int], in_doubt: Sequence[int] = (),
+                 results: Sequence[Any] = (),
+                 resend: Callable[[Sequence[int]], Any] | None = None) -> None:
+        super().__init__(message)
+        self.task = task
+        self.published = list(published)
+        self.unsent = list(unsent)
+        self.in_doubt = list(in_doubt)
+        self.results = list(results)
+        self._resend = resend
+
+    def resend(self, *, in_doubt: bool = False) -> Any:
+        """Send the unsent items (and with ``in_doubt=True`` the doubtful ones) again,
+        keeping their task ids; returns their AsyncResults in input order."""
+        if self._resend is None:
+            raise RuntimeError("this error was copied from another process: send the "
+                               "unsent calls again with apply_many")
+        indices = sorted([*self.unsent, *(self.in_doubt if in_doubt else ())])
+        return self._resend(indices)
+
+    def __reduce__(self) -> Any:
+        return _partially_sent, (str(self), self.task, self.published, self.unsent,
+                                 self.in_doubt)
+
+
+def _partially_sent(message: str, task: str, published: list[int], unsent: list[int],
+                    in_doubt: list[int]) -> PartiallySent:
+    return PartiallySent(message, task=task, published=published, unsent=unsent,
+                         in_doubt=in_doubt)

@@ -5,29 +5,48 @@ has built its app, the proxy's methods (``delay``, ``apply_async``, ``s``, ``si`
 ``signature``, ``map``, ``starmap``, ``chunks``, ``AsyncResult``) act on the real
 Celery task, which ``celery_task()`` returns for anything else. Calling the proxy
 runs the function in-process, as Celery does.
+
+``delay_many``, ``apply_many`` and :func:`send_many` send many messages in one call,
+each checked, routed and traced as ``delay()`` would, written to the broker in
+pipelines: see docs/fan-out.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
 from . import hosting
+from .exceptions import HostNotAvailable
 from .models import RetryPolicy
 
 if TYPE_CHECKING:
     import celery.canvas
     import celery.result
 
-__all__ = ["Task", "TaskSpec", "task"]
+__all__ = ["Call", "Task", "TaskSpec", "send_many", "task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 # What a task proxy offers, as its AttributeError lists it.
-OFFERED = ("name", "spec", "delay()", "apply_async()", "s()", "si()", "signature()", "map()",
-           "starmap()", "chunks()", "AsyncResult()", "celery_task()")
+OFFERED = ("name", "spec", "delay()", "apply_async()", "delay_many()", "apply_many()", "s()",
+           "si()", "signature()", "map()", "starmap()", "chunks()", "AsyncResult()",
+           "celery_task()")
+
+#: One call in a bulk send: positional arguments (a tuple), keyword arguments (a mapping),
+#: or both as an ``(args, kwargs)`` pair.
+Call = tuple[Any, ...] | Mapping[str, Any] | tuple[Sequence[Any], Mapping[str, Any]]
+
+
+def _bulk_sender(app: Any, attr: str) -> Any:
+    sender = getattr(app, attr, None)
+    if sender is None:
+        raise HostNotAvailable(
+            "the installed platform host cannot send in bulk: upgrade platform-core"
+        )
+    return sender
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,24 @@ class Task(Generic[P, R]):
     ) -> celery.result.AsyncResult:
         """Send the task; ``options`` are Celery's (``countdown``, ``eta``, ``expires``, ...)."""
         return self.celery_task().apply_async(args, kwargs, **options)
+
+    def delay_many(self, calls: Iterable[Call], *, group: bool = False) -> Any:
+        """Send one message per call; ``apply_many(calls)``."""
+        return self.apply_many(calls, group=group)
+
+    def apply_many(self, calls: Iterable[Call], *, group: bool = False, **options: Any) -> Any:
+        """Send one message per call, all with the same ``options`` (``countdown``, ``eta``,
+        ``queue``, ``priority``, ``expires``, as for ``apply_async``).
+
+        Every call is checked before anything is sent: one bad call sends nothing, and
+        :class:`~platform_sdk.exceptions.InvalidTaskCall` names its index. Returns the
+        AsyncResults in input order (a sequence), or with ``group=True`` a
+        ``GroupResult`` whose members carry the group's id. A broker failing part-way
+        raises :class:`~platform_sdk.exceptions.PartiallySent`, which says which calls
+        were published and can send the rest.
+        """
+        task = self.celery_task()
+        return _bulk_sender(task.app, "send_many")(self.spec.name, calls, options, group=group)
 
     def s(self, *args: Any, **kwargs: Any) -> celery.canvas.Signature:
         """A signature of the task with these arguments, for canvases."""
@@ -243,3 +280,14 @@ def task(
     if fn is not None:
         return decorate(fn)
     return decorate
+
+
+def send_many(signatures: Iterable[Any], *, group: bool = False, **options: Any) -> Any:
+    """Send many signatures (``task.s(...)``) of any tasks, of any plugins, in bulk.
+
+    Each signature keeps its own arguments and options; ``options`` apply to all of
+    them. The same checks, routing and errors as :meth:`Task.apply_many`; results in
+    input order.
+    """
+    send = _bulk_sender(hosting.current_app(), "send_signatures")
+    return send(list(signatures), options, group=group)

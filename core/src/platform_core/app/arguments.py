@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from kombu.utils.json import dumps
+from kombu.utils.json import JSONEncoder
 
 from platform_core.checks.signatures import CallSpec
 from platform_sdk.exceptions import InvalidTaskCall, PayloadTooLarge
@@ -38,6 +38,18 @@ def shape(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, str]:
     return argsrepr, kwargsrepr
 
 
+class Prepared(NamedTuple):
+    """One call, checked: its arguments to send and their JSON, as the message carries it."""
+
+    args: list[Any]
+    kwargs: dict[str, Any]
+    args_json: str
+    kwargs_json: str
+
+
+_json = JSONEncoder()  # kombu's encoder, as its ``dumps`` uses it; one instance, reentrant
+
+
 class EnqueueChecks:
     def __init__(self, calls: Mapping[str, CallSpec], max_payload_bytes: int) -> None:
         self.calls = dict(calls)
@@ -50,26 +62,26 @@ class EnqueueChecks:
             argsrepr, kwargsrepr = shape(args or (), kwargs or {})
             options.setdefault("argsrepr", argsrepr)
             options.setdefault("kwargsrepr", kwargsrepr)
+        refuse_serializer(name, options.get("serializer"))
+        prepared = self.prepare(name, args, kwargs)
+        return prepared.args, prepared.kwargs
+
+    def prepare(self, name: str, args: Sequence[Any] | None,
+                kwargs: Mapping[str, Any] | None) -> Prepared:
+        """The arguments fitted to the task's signature, as JSON within the payload cap."""
         call = self.calls.get(name)
         if call is not None:
             args, kwargs = call.for_message(args, kwargs)
-        else:
-            args, kwargs = list(args or ()), dict(kwargs or {})
-        serializer = options.get("serializer")
-        if serializer is not None and serializer != JSON:
-            raise InvalidTaskCall(
-                f"task `{name}`: serializer {serializer!r} is refused; the platform sends and "
-                "accepts JSON only, so drop the serializer option",
-                task=name,
-            )
+        args, kwargs = list(args or ()), dict(kwargs or {})
         try:
-            size = len(dumps((args, kwargs)))  # ASCII: characters are bytes
+            args_json, kwargs_json = _json.encode(args), _json.encode(kwargs)
         except (TypeError, ValueError) as exc:
             raise InvalidTaskCall(
                 f"task `{name}`: its arguments cannot be sent as JSON ({exc}); pass JSON values "
                 "(or annotate the parameter with a type pydantic turns into JSON)",
                 task=name,
             ) from None
+        size = len(args_json) + len(kwargs_json) + 4  # [args, kwargs]; ASCII: chars are bytes
         if size > self.max_payload_bytes:
             raise PayloadTooLarge(
                 f"task `{name}`: its arguments are {size:,} bytes as JSON, over the limit of "
@@ -77,7 +89,16 @@ class EnqueueChecks:
                 "pass a reference to the data (a path, a key, a URL) instead of the data",
                 task=name, size=size, limit=self.max_payload_bytes,
             )
-        return args, kwargs
+        return Prepared(args, kwargs, args_json, kwargs_json)
+
+
+def refuse_serializer(name: str, serializer: Any) -> None:
+    if serializer is not None and serializer != JSON:
+        raise InvalidTaskCall(
+            f"task `{name}`: serializer {serializer!r} is refused; the platform sends and "
+            "accepts JSON only, so drop the serializer option",
+            task=name,
+        )
 
 
 def validating(fn: Callable[..., Any], call: CallSpec, *, bind: bool) -> Callable[..., Any]:

@@ -27,6 +27,8 @@ class PlatformCelery(Celery):  # type: ignore[misc]
     canvas_routing: CanvasRouting | None = None
     #: the effective worker tuning (:mod:`.tuning`), with where each value comes from
     tuning: dict[str, Tuned]
+    #: ``(task name, message count) -> context manager``: the producer span of a bulk send
+    bulk_span: Any = None
 
     def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         if self.canvas_routing is not None:
@@ -37,6 +39,18 @@ class PlatformCelery(Celery):  # type: ignore[misc]
         if task_id is not None and not isinstance(task_id, str):
             options["task_id"] = str(task_id)  # a UUID would reach the worker as no text
         return hold.send_task(self, super().send_task, name, args, kwargs, **options)
+
+    def send_many(self, name: str, calls: Any, options: Any, *, group: bool = False) -> Any:
+        """Send task ``name`` once per call, in bulk (:mod:`platform_core.app.bulk`)."""
+        from platform_core.app import bulk
+
+        return bulk.send_many(self, name, calls, options, group=group)
+
+    def send_signatures(self, signatures: Any, options: Any, *, group: bool = False) -> Any:
+        """Send task signatures of any tasks, in bulk (:mod:`platform_core.app.bulk`)."""
+        from platform_core.app import bulk
+
+        return bulk.send_signatures(self, signatures, options, group=group)
 
 
 class PlatformTask(ReliableTask):

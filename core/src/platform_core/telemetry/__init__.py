@@ -26,9 +26,10 @@ def install(app: Any, settings: Settings) -> None:
     """Trace this process now; measure it if it becomes a worker."""
     global _stamping
     if not _stamping:
-        from platform_core.telemetry.headers import stamp_sent_at
+        from platform_core.telemetry.headers import PUBLISH_HANDLERS, stamp_sent_at
 
         signals.before_task_publish.connect(stamp_sent_at, weak=False)
+        PUBLISH_HANDLERS.append(stamp_sent_at)
         _stamping = True
     if settings.tracing != "off":
         from platform_core.telemetry import tracing

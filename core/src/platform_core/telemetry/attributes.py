@@ -69,3 +69,18 @@ def publish(
     if key:
         found[QUEUE] = found[DESTINATION] = queues.get(key, key)
     return found
+
+
+def bulk_publish(name: str, task: Any, count: int) -> dict[str, Any]:
+    """Attributes of the one producer span of a bulk send of ``count`` messages."""
+    found: dict[str, Any] = {
+        SYSTEM: "celery",
+        TASK: name,
+        "celery.action": "apply_many",
+        "celery.task_name": name,
+        "messaging.batch.message_count": count,
+        "messaging.operation.type": "send",
+    }
+    if task is not None:
+        found[PLUGIN] = getattr(task, "plugin", "") or ""
+    return found

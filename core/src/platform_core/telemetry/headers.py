@@ -9,6 +9,10 @@ from typing import Any
 
 SENT_AT_HEADER = "platform_sent_at"
 
+#: The platform's own ``before/after_task_publish`` handlers: a bulk send may fill its
+#: messages from a template while only these listen (:mod:`platform_core.app.bulk`).
+PUBLISH_HANDLERS: list[Any] = []
+
 
 def stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
     if headers is not None:

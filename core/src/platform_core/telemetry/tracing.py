@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -28,7 +30,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from platform_core.telemetry import attributes as attrs
 from platform_core.telemetry.export import resource, span_exporter
-from platform_core.telemetry.headers import eta_timestamp, sent_at
+from platform_core.telemetry.headers import PUBLISH_HANDLERS, eta_timestamp, sent_at
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +202,11 @@ class PlatformCeleryInstrumentor(CeleryInstrumentor):
         task_id = utils.retrieve_task_id_from_message(kwargs)
         if task_id is None:
             return
+        if _in_bulk.get():  # the batch's span is current: its context goes in the message
+            headers = kwargs.get("headers")
+            if headers is not None:
+                inject(headers)
+            return
         sender = kwargs.get("sender")
         task = self._task(sender)
         name = task.name if task is not None else str(sender)
@@ -237,6 +244,21 @@ class PlatformCeleryInstrumentor(CeleryInstrumentor):
 
 
 _instrumentor: PlatformCeleryInstrumentor | None = None
+_in_bulk: ContextVar[bool] = ContextVar("platform_in_bulk", default=False)
+
+
+@contextmanager
+def bulk_span(name: str, count: int) -> Iterator[trace.Span]:
+    """The producer span of a bulk send; every message sent inside carries its context."""
+    task = state.app.tasks.get(name) if state.app is not None else None
+    span = _tracer.start_span(f"apply_many/{name}", kind=SpanKind.PRODUCER,
+                              attributes=attrs.bulk_publish(name, task, count))
+    token = _in_bulk.set(True)
+    try:
+        with trace.use_span(span, end_on_exit=True):
+            yield span
+    finally:
+        _in_bulk.reset(token)
 
 
 def _on_worker_init(**_: Any) -> None:
@@ -265,6 +287,9 @@ def install(app: Any, mode: str, delayed: str, link_after: float) -> None:
         _instrumentor = PlatformCeleryInstrumentor()
         _instrumentor.instrument(tracer_provider=state.provider,
                                  meter_provider=NoOpMeterProvider())
+        PUBLISH_HANDLERS.extend((_instrumentor._trace_before_publish,
+                                           _instrumentor._trace_after_publish))
+    app.bulk_span = bulk_span
     if not state.signals_connected:
         signals.worker_init.connect(_on_worker_init, weak=False)
         signals.worker_process_init.connect(_on_child_start, weak=False)

@@ -82,6 +82,37 @@ def write_atomically(path: str, data: bytes) -> None:
         raise
 
 
+def put_many(folder: str, queue: str, payloads: list[str]) -> None:
+    """Write many message files of ``queue`` in one pass: each to its ``.part`` file, all
+    flushed to disk with one ``sync``, then each renamed into place, in order (the names
+    sort as the payloads do). An ``OSError`` carries ``written``: how many of
+    ``payloads`` (the first ones) are in place."""
+    stamp = round(monotonic() * 1000)
+    batch = uuid.uuid4().hex
+    names = [f"{stamp}_{batch}-{i:09d}.{queue}.msg" for i in range(len(payloads))]
+    partials = [os.path.join(folder, f".{name}{PARTIAL}") for name in names]
+    written = 0
+    try:
+        for partial, payload in zip(partials, payloads, strict=True):
+            fd = os.open(partial, _WRITE, 0o666)
+            try:
+                view = memoryview(str_to_bytes(payload))
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        os.sync()
+        for partial, name in zip(partials, names, strict=True):
+            os.replace(partial, os.path.join(folder, name))
+            written += 1
+    except OSError as exc:
+        for partial in partials[written:]:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+        exc.written = written  # type: ignore[attr-defined]
+        raise
+
+
 def _mode_kind(mode: int) -> str:
     if stat.S_ISREG(mode):
         return "a regular file"
