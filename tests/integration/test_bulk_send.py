@@ -372,3 +372,31 @@ def test_a_connection_lost_mid_write_leaves_the_round_in_doubt_and_nothing_doubl
     bodies = [json.loads(base64.b64decode(m["body"]))[0][0]
               for m in messages(admin, "fan.other")[1:]]
     assert sorted(bodies) == list(range(5000))
+
+
+def test_platform_send_many_reads_json_lines_checks_all_then_sends(
+    fan: PlatformEnv, redis_url: str, tmp_path: Path
+) -> None:
+    fan.set(PLATFORM_BROKER_URL=redis_url)
+    client = redis.Redis.from_url(redis_url)
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text('[1]\n\n{"n": 2}\n[[3], {}]\n')
+    done = fan.run("send", "fan.double", "--many", str(calls))
+    assert done.returncode == 0, done.stderr
+    ids = done.stdout.split()
+    assert len(ids) == 3
+    assert [m["headers"]["id"] for m in messages(client, "fan")] == ids
+    bodies = [json.loads(base64.b64decode(m["body"]))[:2] for m in messages(client, "fan")]
+    assert bodies == [[[1], {}], [[], {"n": 2}], [[3], {}]]
+    client.flushdb()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('[1]\n["not-a-number"]\n[3]\n')
+    refused = fan.run("send", "fan.double", "--many", str(bad))
+    assert refused.returncode != 0
+    assert f"{bad}, line 2: task `fan.double`" in refused.stderr
+    assert "not-a-number" not in refused.stderr and client.keys("fan*") == []
+    piped = fan.run("send", "fan.double", "--many", "-", input="[5]\n[6]\n")
+    assert piped.returncode == 0, piped.stderr
+    assert len(piped.stdout.split()) == 2 and client.llen("fan") == 2
+    broken = fan.run("send", "fan.double", "--many", "-", input="[5]\n{oops\n")
+    assert broken.returncode != 0 and "line 2: not JSON" in broken.stderr

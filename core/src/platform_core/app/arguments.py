@@ -32,6 +32,8 @@ JSON = "json"
 
 def shape(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, str]:
     """``argsrepr`` and ``kwargsrepr`` that show types, never values."""
+    if not args and not kwargs:
+        return "()", "{}"
     argsrepr = "(" + ", ".join(f"<{type(a).__name__}>" for a in args) + ("," if len(args) == 1
                                                                           else "") + ")"
     kwargsrepr = "{" + ", ".join(f"{k!r}: <{type(v).__name__}>" for k, v in kwargs.items()) + "}"
@@ -74,7 +76,8 @@ class EnqueueChecks:
             args, kwargs = call.for_message(args, kwargs)
         args, kwargs = list(args or ()), dict(kwargs or {})
         try:
-            args_json, kwargs_json = _json.encode(args), _json.encode(kwargs)
+            args_json = _json.encode(args) if args else "[]"
+            kwargs_json = _json.encode(kwargs) if kwargs else "{}"
         except (TypeError, ValueError) as exc:
             raise InvalidTaskCall(
                 f"task `{name}`: its arguments cannot be sent as JSON ({exc}); pass JSON values "

@@ -99,6 +99,13 @@ class CallSpec:
                                                               _P.KEYWORD_ONLY)}
         self.var_positional = next((p for p in params if p.kind is _P.VAR_POSITIONAL), None)
         self.var_keyword = next((p for p in params if p.kind is _P.VAR_KEYWORD), None)
+        # Signatures of plain parameters (no *args, **kwargs, keyword- or positional-only)
+        # are checked without inspect's bind(), which costs more than the rest of a send.
+        self._plain = all(p.kind is _P.POSITIONAL_OR_KEYWORD for p in params)
+        self._names = [p.name for p in params]
+        self._required = {p.name for p in params if p.default is _P.empty}
+        self._least = next((i for i, p in enumerate(params) if p.default is not _P.empty),
+                           len(params))
         self.adapters: dict[str, TypeAdapter[Any]] = {}
         self.expected: dict[str, str] = {}
         for p in params:
@@ -134,7 +141,8 @@ class CallSpec:
         new_args = list(args or ())
         new_kwargs = dict(kwargs or {})
         try:
-            self.signature.bind(*new_args, **new_kwargs)
+            if not self._fits(new_args, new_kwargs):
+                self.signature.bind(*new_args, **new_kwargs)  # raises, saying why
         except TypeError as exc:
             problem = f"{exc}; it takes {self.shown}"
             raise InvalidTaskCall(f"task `{self.task}` {verb} arguments it does not take: "
@@ -164,6 +172,18 @@ class CallSpec:
                 task=self.task, problems=tuple(problems),
             )
         return new_args, new_kwargs
+
+    def _fits(self, args: list[Any], kwargs: dict[str, Any]) -> bool:
+        """True when a plain signature certainly accepts the call; False: ask bind()."""
+        if not self._plain or len(args) > len(self._names):
+            return False
+        if not kwargs:
+            return len(args) >= self._least
+        names = self._names
+        taken = names[:len(args)]
+        if any(k in taken or k not in self.named for k in kwargs):
+            return False
+        return all(n in kwargs for n in names[len(args):] if n in self._required)
 
     def _one(self, name: str, where: str, value: Any, dump: bool, problems: list[str]) -> Any:
         adapter = self.adapters.get(name)

@@ -86,6 +86,9 @@ def wait_for(app: Any, task_id: str, timeout: float | None, show_traceback: bool
 @click.option("--queue", help="Send to this queue instead of the task's route.")
 @click.option("--wait", is_flag=True, help="Show state and progress until the task ends.")
 @click.option("--timeout", type=click.FloatRange(min=0), help="With --wait: give up after S s.")
+@click.option("--many", "many", type=click.File("r"), metavar="FILE",
+              help="Send one message per line of FILE (JSON lines; - for stdin): an array of "
+                   "positional arguments, an object of keyword arguments, or [array, object].")
 def send(
     task_name: str,
     args_json: str | None,
@@ -95,8 +98,12 @@ def send(
     queue: str | None,
     wait: bool,
     timeout: float | None,
+    many: Any,
 ) -> None:
-    """Enqueue TASK_NAME and print its id."""
+    """Enqueue TASK_NAME and print its id (with --many, one id per line)."""
+    if many is not None and (args_json or kwargs_json or wait):
+        raise click.UsageError("--many takes the calls from FILE: drop --args, --kwargs and "
+                               "--wait")
     args = parse_json("--args", args_json, list, "[1, 2]")
     kwargs = parse_json("--kwargs", kwargs_json, dict, '{"to": "a@example.com"}')
     from platform_core.broker.config import check_broker
@@ -124,13 +131,6 @@ def send(
             f"task `{task_name}` does not store results (ignore_result), so --wait would never "
             "see it finish; send it without --wait and follow it in the worker log"
         )
-    checks = host.app.enqueue_checks
-    try:  # before reaching for the broker: a bad call fails the same everywhere
-        if checks is not None:
-            checks(task_name, args, kwargs, {})
-    except InvalidTaskCall as exc:
-        raise PlatformError(str(exc)) from None
-    check_broker(host.app)
     options: dict[str, Any] = {}
     if countdown is not None:
         options["countdown"] = countdown
@@ -138,6 +138,18 @@ def send(
         options["eta"] = eta
     if queue is not None:
         options["queue"] = queue
+    if many is not None:
+        from platform_core.cli.many import send_lines
+
+        send_lines(host.app, task_name, many, options)
+        return
+    checks = host.app.enqueue_checks
+    try:  # before reaching for the broker: a bad call fails the same everywhere
+        if checks is not None:
+            checks(task_name, args, kwargs, {})
+    except InvalidTaskCall as exc:
+        raise PlatformError(str(exc)) from None
+    check_broker(host.app)
     result = host.app.tasks[task_name].apply_async(args, kwargs, **options)
     click.echo(result.id)
     if wait:

@@ -68,6 +68,11 @@ class EnvelopeTemplate:
         self.order = order
         self.embed = embed
         self.base64_body = base64_body
+        self._quoted: dict[str, str] = {}  # argsrepr and kwargsrepr repeat: escape each once
+        escaped = [p.replace("{", "{{").replace("}", "}}") for p in parts]
+        self.format = "".join(
+            f"{part}{{{slot}}}" for part, slot in zip(escaped, [*order, ""], strict=True)
+        ).removesuffix("{}").format
 
     @classmethod
     def derive(cls, message: dict[str, Any], task_id: str, item: Checked,
@@ -118,19 +123,16 @@ class EnvelopeTemplate:
         return template
 
     def fill(self, task_id: str, tag: str, item: Checked, group_index: int | None) -> str:
-        body = body_json(item, self.embed)
-        if self.base64_body:
-            body = base64.b64encode(body.encode()).decode()
-        quoted_id = f'"{task_id}"'
-        values = {"id": quoted_id, "tag": quoted(tag),
-                  "argsrepr": quoted(item.argsrepr), "kwargsrepr": quoted(item.kwargsrepr),
-                  "gindex": str(group_index), "body": quoted(body)}
-        parts = self.parts
-        out = [parts[0]]
-        for i, slot in enumerate(self.order, 1):
-            out.append(values[slot])
-            out.append(parts[i])
-        return "".join(out)
+        body = body_json(item, self.embed)  # base64 and the ids need no JSON escaping
+        body = (base64.b64encode(body.encode()).decode() if self.base64_body
+                else quoted(body)[1:-1])
+        memo = self._quoted
+        argsrepr = memo.get(item.argsrepr) or memo.setdefault(item.argsrepr,
+                                                              quoted(item.argsrepr))
+        kwargsrepr = memo.get(item.kwargsrepr) or memo.setdefault(item.kwargsrepr,
+                                                                  quoted(item.kwargsrepr))
+        return self.format(id=f'"{task_id}"', tag=f'"{tag}"', argsrepr=argsrepr,
+                           kwargsrepr=kwargsrepr, gindex=str(group_index), body=f'"{body}"')
 
 
 class AMQPTemplate:
