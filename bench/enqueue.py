@@ -13,6 +13,7 @@ and against the limit: identical pre-serialized envelopes pushed with pipelined
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import statistics
 import subprocess
@@ -41,6 +42,12 @@ SIDES: dict[str, tuple[str, str, str]] = {
     "platform-delay_many": ("platform, delay_many()",
                             "from bench.plugin import noop\nnoop.delay()",
                             "noop.delay_many([()] * N)"),
+    "platform-group": ("platform, group(...).apply_async()",
+                       "from celery import group\nfrom bench.plugin import noop\nnoop.delay()",
+                       "group(noop.s() for _ in range(N)).apply_async()"),
+    "platform-chunks": ("platform, chunks(calls, 100).apply_async(): one message per 100",
+                        "from bench.plugin import noop\nnoop.delay()",
+                        "noop.chunks([()] * N, 100).apply_async()"),
     "rq-enqueue_many": ("RQ, Queue.enqueue_many()",
                         "import redis, rq\nfrom bench.noop import noop\n"
                         "q = rq.Queue('bench', connection=redis.Redis.from_url(URL))\n"
@@ -65,10 +72,18 @@ PEERS = {"rq-enqueue_many": "rq", "dramatiq-send": "dramatiq"}
 
 
 def queued(client: redis.Redis, side: str) -> int:
+    """Tasks waiting: messages, or for chunks the calls their starmap messages carry."""
     if side == "rq-enqueue_many":
         return int(client.llen("rq:queue:bench"))
     if side == "dramatiq-send":
         return int(client.llen("dramatiq:bench"))
+    if side == "platform-chunks":
+        total = 0
+        for raw in client.lrange("bench", 0, -1):
+            message = json.loads(raw)
+            _, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+            total += len(kwargs["it"]) if message["headers"]["task"] == "celery.starmap" else 1
+        return total
     return int(client.llen("bench"))
 
 

@@ -30,6 +30,7 @@ import os
 import shutil
 import stat
 import uuid
+from collections import deque
 from queue import Empty
 from time import monotonic
 from typing import Any
@@ -155,6 +156,9 @@ class GuardedFilesystemChannel(filesystem.Channel):
         self.Message = GuardedMessage
         #: Names that could not be moved aside: skipped, reported once.
         self._stuck: set[str] = set()
+        #: Per queue, the names of its files from the last listing not yet taken, oldest
+        #: first. Names sort by sending time, so files written since are newer than these.
+        self._listed: dict[str, deque[str]] = {}
 
     @cached_property
     def quarantine_folder(self) -> str:
@@ -182,10 +186,14 @@ class GuardedFilesystemChannel(filesystem.Channel):
         """The oldest message file of ``queue``, taken and parsed; a file that is not a
         JSON envelope comes back as unreadable instead of raising. (Only this delivers
         the transport's messages, so the transport needs no delivery guard.)"""
-        suffix = f"{queue}.msg"
-        for name in sorted(os.listdir(self.data_folder_in)):
-            if name.partition(".")[2] != suffix or name in self._stuck:
-                continue
+        pending = self._listed.get(queue)
+        if not pending:  # list the folder once per run of files, not once per message
+            suffix = f"{queue}.msg"
+            pending = self._listed[queue] = deque(sorted(
+                name for name in os.listdir(self.data_folder_in)
+                if name.partition(".")[2] == suffix and name not in self._stuck))
+        while pending:
+            name = pending.popleft()
             payload = self._take(queue, name)
             if payload is None:
                 continue
