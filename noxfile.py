@@ -48,11 +48,20 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput and enqueue rate vs plain Celery (ratios, with and without tracing), and
-    the spans each side loses when pool children are recycled; on Redis."""
-    install(session, "test")
-    session.run("python", "-m", "bench.throughput", *session.posargs)
+    """Enqueue (bulk and loops, vs plain Celery, RQ, Dramatiq and the raw pipeline), worker
+    throughput with and without tracing, the spans lost to recycled children, and the
+    embedded broker vs Redis; results in bench-results/. ``-- --plot`` also redraws
+    docs/performance.png from them."""
+    install(session, "test", "bench")
+    plot = "--plot" in session.posargs
+    out = "bench-results"
+    session.run("python", "-c", f"import pathlib; pathlib.Path({out!r}).mkdir(exist_ok=True)")
+    session.run("python", "-m", "bench.enqueue", "--json", f"{out}/enqueue.json")
+    session.run("python", "-m", "bench.throughput", "--json", f"{out}/throughput.json")
     session.run("python", "-m", "bench.tracing_loss")
+    session.run("python", "-m", "bench.embedded", "--json", f"{out}/embedded.json")
+    if plot:
+        session.run("python", "-m", "bench.plot", "--results", out)
 
 
 @nox.session

@@ -15,6 +15,7 @@ includes encoding and sending.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sides", default=",".join(SIDES),
                         help=f"comma-separated subset of {', '.join(SIDES)}")
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     sides = [s for s in args.sides.split(",") if s]
     unknown = [s for s in sides if s not in SIDES]
@@ -176,6 +178,7 @@ def main() -> None:
         print(f"{side:18} {drain:16.0f} {enqueue:16.0f} "
               f"{main_cpu + child_cpu:15.0f} ({main_cpu:.0f} + {child_cpu:.0f})   runs: "
               + ", ".join(f"{r[0]:.0f}/{r[1]:.0f}" for r in runs) + f"   ({SIDES[side]})")
+    ratios = {}
     for side, base in (("platform", "plain"), ("platform-defaults", "plain"),
                        ("platform-traced", "plain"), ("platform-traced", "platform"),
                        ("plain-traced", "plain"), ("platform-traced", "plain-traced")):
@@ -183,8 +186,16 @@ def main() -> None:
             continue
         drain, enqueue, cpu = medians[side]
         base_drain, base_enqueue, base_cpu = medians[base]
+        ratios[f"{side}/{base}"] = {"worker": drain / base_drain, "enqueue": enqueue / base_enqueue,
+                                    "cpu_per_task": cpu / base_cpu}
         print(f"ratio {side}/{base}: worker {drain / base_drain:.3f}, "
               f"enqueue {enqueue / base_enqueue:.3f}, worker CPU per task {cpu / base_cpu:.3f}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "tasks": args.tasks,
+            "sides": {side: {"drain": m[0], "enqueue": m[1], "cpu_us_per_task": m[2],
+                             "runs": results[side]} for side, m in medians.items()},
+            "ratios": ratios}, indent=2))
 
 
 if __name__ == "__main__":
