@@ -247,6 +247,13 @@ SEAMS: tuple[Seam, ...] = (
          ("zadd(self.unacked_index_key", "dumps([message._raw, EX, RK])"),
          mention="unacked_index_key"),
     Seam(KOMBU, f"{REDIS}.pool", "platform_core.beat.redis_lock", "property"),
+    # --- kombu: the embedded broker's polling ---------------------------------------------
+    Seam(KOMBU, "kombu.transport.virtual.base.Transport.drain_events", f"{RX}.filesystem",
+         "method", ("self", "connection", "timeout")),
+    Seam(KOMBU, "kombu.transport.virtual.base.Transport._deliver", f"{RX}.filesystem",
+         "method", ("self", "message", "queue")),
+    Seam(KOMBU, "kombu.transport.virtual.base.Transport.polling_interval", f"{RX}.filesystem",
+         "attribute"),
     # --- kombu and amqp: bulk sends capture one message and write many --------------------
     Seam(KOMBU, f"{REDIS}._put", "platform_core.app.bulk.writers", "method",
          ("self", "queue", "message")),

@@ -68,12 +68,16 @@ def check(checks: EnqueueChecks, name: str, calls: Iterable[Any],
     append = out.append
     prepare = checks.prepare
     for index, call in enumerate(calls):
-        read_ = read(call)
-        if read_ is None:
-            raise _at(InvalidTaskCall(
-                f"task `{name}`: a call is a {type(call).__name__}; pass {FORMS} (one "
-                "argument x is the tuple (x,))", task=name), index, total)
-        args, kwargs = read_
+        if type(call) is tuple and not (len(call) == 2 and isinstance(call[0], tuple | list)
+                                        and isinstance(call[1], Mapping)):
+            args, kwargs = call, {}  # the common case, without a call
+        else:
+            read_ = read(call)
+            if read_ is None:
+                raise _at(InvalidTaskCall(
+                    f"task `{name}`: a call is a {type(call).__name__}; pass {FORMS} (one "
+                    "argument x is the tuple (x,))", task=name), index, total)
+            args, kwargs = read_
         try:
             prepared = prepare(name, args, kwargs)
         except InvalidTaskCall as exc:

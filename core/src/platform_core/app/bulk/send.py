@@ -203,7 +203,6 @@ class _Batch:
         trusted = self.trusted()
         template = writer.template(first, self.ids[first_i], self.items[first_i],
                                    self.group_index(first_i)) if trusted else None
-        tags = new_ids(len(indices)) if template is not None else ()
         for start in range(0, len(indices), STEP):
             chunk = indices[start:start + STEP]
             payloads: list[Any] = []
@@ -212,9 +211,11 @@ class _Batch:
                     if start + offset == 0:
                         payloads.append(writer.payload(first))
                     elif template is not None:
-                        payloads.append(writer.fill(template, self.ids[i],
-                                                    tags[start + offset], self.items[i],
-                                                    self.group_index(i)))
+                        # the task id is unique per message, so it is the delivery tag
+                        # too (a platform worker gives every message a tag of its own)
+                        task_id = self.ids[i]
+                        payloads.append(writer.fill(template, task_id, task_id,
+                                                    self.items[i], self.group_index(i)))
                     else:
                         captured = writer.capture(functools.partial(self.send_one, i, producer))
                         if captured is None or writer.route(captured) != writer.route(first):
