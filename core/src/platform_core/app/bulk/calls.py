@@ -67,6 +67,8 @@ def check(checks: EnqueueChecks, name: str, calls: Iterable[Any],
     out: list[Checked] = []
     append = out.append
     prepare = checks.prepare
+    args: Sequence[Any]
+    kwargs: Mapping[str, Any]
     for index, call in enumerate(calls):
         if type(call) is tuple and not (len(call) == 2 and isinstance(call[0], tuple | list)
                                         and isinstance(call[1], Mapping)):
