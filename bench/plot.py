@@ -78,7 +78,7 @@ def main() -> None:
         ax.set_xticks(list(x), [f"{n}\n{sides[n]['drain']:.0f} tasks/s" for n in names])
         ax.set_ylabel("seconds")
         ax.legend()
-        ax.set_title(f"Two workers, {embedded['tasks']:,} no-op tasks: drain rate below")
+        ax.set_title(f"Two workers, {embedded['tasks']:,} tasks (drain below)")
 
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
