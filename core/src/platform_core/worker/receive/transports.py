@@ -74,10 +74,21 @@ class _RedisChannelGuard:
     _brpopped: Any = None
     _rpopped: Any = None
     _getting = False
+    _plain_client: Any = None
 
     def _create_client(self, asynchronous: bool = False) -> Any:
-        # kombu makes a client per acknowledgement: watch only the ones that pop,
-        # the asynchronous client (BRPOP) and the one ``_get`` asks for (RPOP).
+        # kombu makes a client per acknowledgement, and each copies redis-py's ~200
+        # response callbacks: half of the main process's time per task went there. A
+        # client is thread-safe (each command takes a connection from the pool), so the
+        # plain one is made once per pool. Only the ones that pop are watched: the
+        # asynchronous client (BRPOP) and the one ``_get`` asks for (RPOP), made anew.
+        if not asynchronous and not self._getting:
+            pool = self.pool  # type: ignore[attr-defined]
+            cached = self._plain_client
+            if cached is not None and cached.connection_pool is pool:
+                return cached
+            self._plain_client = super()._create_client(False)  # type: ignore[misc]
+            return self._plain_client
         client = super()._create_client(asynchronous)  # type: ignore[misc]
         callbacks = client.response_callbacks
         if asynchronous:
