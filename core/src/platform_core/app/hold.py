@@ -50,15 +50,23 @@ def due_time(countdown: float | None, eta: datetime | str | None) -> float | Non
     return float(maybe_make_aware(eta).timestamp())  # naive: UTC, as the worker reads it
 
 
+def held_until(app: Any, countdown: float | None, eta: datetime | str | None) -> float | None:
+    """The due time of a message to hold (due beyond the horizon), or None: send it."""
+    limit = app.conf.get("platform_delay_horizon")
+    due = None if limit is None else due_time(countdown, eta)
+    if due is None or due - time.time() <= limit:
+        return None
+    return due
+
+
 def send_task(app: Any, send: Callable[..., Any], name: str, args: Any = None,
               kwargs: Any = None, countdown: float | None = None,
               eta: datetime | str | None = None, *rest: Any, **options: Any) -> Any:
     """``Celery.send_task``, holding the message when it is due beyond the horizon."""
     if (not countdown and eta is None) or rest:
         return send(name, args, kwargs, countdown, eta, *rest, **options)
-    limit = app.conf.get("platform_delay_horizon")
-    due = None if limit is None else due_time(countdown, eta)
-    if due is None or due - time.time() <= limit:
+    due = held_until(app, countdown, eta)
+    if due is None:
         return send(name, args, kwargs, countdown, eta, **options)
     store = stores.for_app(app).delays
     producer = options.pop("producer", None) or options.pop("publisher", None)

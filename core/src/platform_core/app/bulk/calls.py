@@ -18,13 +18,13 @@ FORMS = ("a tuple of positional arguments, a mapping of keyword arguments, or an
 
 def read(call: Any) -> tuple[Sequence[Any], Mapping[str, Any]] | None:
     """``(args, kwargs)`` of one call, or None when it has none of the accepted forms."""
-    if isinstance(call, Mapping):
-        return (), call
-    if isinstance(call, tuple | list):
+    if isinstance(call, tuple | list):  # the common case first
         if (len(call) == 2 and isinstance(call[0], tuple | list)
                 and isinstance(call[1], Mapping)):
             return call[0], call[1]
         return call, {}
+    if isinstance(call, Mapping):
+        return (), call
     return None
 
 
@@ -67,19 +67,13 @@ def check(checks: EnqueueChecks, name: str, calls: Iterable[Any],
     out: list[Checked] = []
     append = out.append
     prepare = checks.prepare
-    args: Sequence[Any]
-    kwargs: Mapping[str, Any]
     for index, call in enumerate(calls):
-        if type(call) is tuple and not (len(call) == 2 and isinstance(call[0], tuple | list)
-                                        and isinstance(call[1], Mapping)):
-            args, kwargs = call, {}  # the common case, without a call
-        else:
-            read_ = read(call)
-            if read_ is None:
-                raise _at(InvalidTaskCall(
-                    f"task `{name}`: a call is a {type(call).__name__}; pass {FORMS} (one "
-                    "argument x is the tuple (x,))", task=name), index, total)
-            args, kwargs = read_
+        read_ = read(call)
+        if read_ is None:
+            raise _at(InvalidTaskCall(
+                f"task `{name}`: a call is a {type(call).__name__}; pass {FORMS} (one "
+                "argument x is the tuple (x,))", task=name), index, total)
+        args, kwargs = read_
         try:
             prepared = prepare(name, args, kwargs)
         except InvalidTaskCall as exc:

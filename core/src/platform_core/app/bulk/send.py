@@ -4,9 +4,10 @@ What each message keeps of a single ``delay()``:
 
 - its checks: every call is validated and measured against the payload cap before
   anything is sent (:mod:`.calls`);
-- its route, headers and signals: the first message is sent by Celery's own
-  ``send_task`` (the app's, so canvas routing, checks and holds apply) and captured
-  before the transport writes it; the others are filled from it (:mod:`.template`);
+- its route, headers and signals: the first message is sent by the task's own
+  ``apply_async`` (through the app's ``send_task``, so canvas routing, checks and holds
+  apply) and captured before the transport writes it; the others are filled from it
+  (:mod:`.template`);
 - its trace: with tracing on, one producer span covers the batch and every message
   carries its context, so each run is a child of that span;
 - long delays: a batch due beyond the delay horizon is held message by message
@@ -24,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
@@ -106,14 +106,6 @@ def _foreign_publish_hooks() -> bool:
                for r in _receivers(signal))
 
 
-def _held(app: Any, options: Mapping[str, Any]) -> bool:
-    limit = app.conf.get("platform_delay_horizon")
-    if limit is None:
-        return False
-    due = hold.due_time(options.get("countdown"), options.get("eta"))
-    return due is not None and due - time.time() > limit
-
-
 class _Batch:
     def __init__(self, app: Any, name: str, items: list[Checked], options: dict[str, Any],
                  group_id: str | None, ids: list[str]) -> None:
@@ -179,7 +171,8 @@ class _Batch:
             return self.one_by_one(indices, None)
         with app.producer_or_acquire() as producer:
             writer = writers.for_channel(producer.channel)
-            if writer is None or _held(app, self.options):
+            held = hold.held_until(app, self.options.get("countdown"), self.options.get("eta"))
+            if writer is None or held is not None:
                 return self.one_by_one(indices, producer)
             self.in_bulk(indices, producer, writer)
         return None

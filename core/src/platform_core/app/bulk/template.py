@@ -64,8 +64,6 @@ class EnvelopeTemplate:
     """A virtual transport's message (Redis, the embedded broker) as JSON text with gaps."""
 
     def __init__(self, parts: list[str], order: list[str], embed: str, base64_body: bool):
-        self.parts = parts
-        self.order = order
         self.embed = embed
         self.base64_body = base64_body
         self._quoted: dict[str, str] = {}  # argsrepr and kwargsrepr repeat: escape each once

@@ -115,15 +115,16 @@ class RedisWriter(VirtualWriter):
                 except errors as exc:
                     raise Unwritten(published, range(end, total), range(start, end),
                                     exc) from exc
-                refused = [span for span, reply in zip(spans, replies, strict=False)
-                           if isinstance(reply, Exception)]
+                unsent: list[int] = []
+                refusal: BaseException | None = None
                 for span, reply in zip(spans, replies, strict=False):
-                    if not isinstance(reply, Exception):
+                    if isinstance(reply, Exception):
+                        unsent.extend(span)
+                        refusal = refusal or reply
+                    else:
                         published.extend(span)
-                if refused:
-                    reply = next(r for r in replies if isinstance(r, Exception))
-                    unsent = [i for span in refused for i in span]
-                    raise Unwritten(published, [*unsent, *range(end, total)], (), reply)
+                if refusal is not None:
+                    raise Unwritten(published, [*unsent, *range(end, total)], (), refusal)
 
 
 class FilesystemWriter(VirtualWriter):
@@ -184,11 +185,15 @@ class AMQPWriter:
         total = len(messages)
         acked: set[int] = set()
         nacked: set[int] = set()
+        floor = 0  # every tag up to here is settled (a "multiple" confirm covers them)
 
         def settle(into: set[int]) -> Callable[[int, bool], None]:
             def on(tag: int, multiple: bool) -> None:
+                nonlocal floor
                 if multiple:
-                    into.update(t for t in range(1, tag + 1) if t not in acked | nacked)
+                    into.update(t for t in range(floor + 1, tag + 1)
+                                if t not in acked and t not in nacked)
+                    floor = max(floor, tag)
                 else:
                     into.add(tag)
             return on

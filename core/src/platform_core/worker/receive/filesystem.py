@@ -63,6 +63,12 @@ _UNREADABLE = ("repair the file (owner, mode, disk), then move it back to the qu
                "to deliver it")
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_atomically(path: str, data: bytes) -> None:
     """Create ``path`` holding ``data``; a reader sees it whole or not at all."""
     folder, name = os.path.split(path)
@@ -70,9 +76,7 @@ def write_atomically(path: str, data: bytes) -> None:
     fd = os.open(partial, _WRITE, 0o666)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -97,9 +101,7 @@ def put_many(folder: str, queue: str, payloads: list[str]) -> None:
         for partial, payload in zip(partials, payloads, strict=True):
             fd = os.open(partial, _WRITE, 0o666)
             try:
-                view = memoryview(str_to_bytes(payload))
-                while view:
-                    view = view[os.write(fd, view):]
+                _write_all(fd, str_to_bytes(payload))
             finally:
                 os.close(fd)
         os.sync()
