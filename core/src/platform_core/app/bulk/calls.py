@@ -36,6 +36,7 @@ def _at(exc: InvalidTaskCall, index: int, total: int) -> InvalidTaskCall:
     else:
         found = InvalidTaskCall(message, task=exc.task, problems=exc.problems)
     found.index = index  # type: ignore[attr-defined]
+    found.reason = str(exc)  # type: ignore[attr-defined]  # without the position
     return found
 
 

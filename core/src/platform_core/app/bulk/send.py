@@ -226,13 +226,16 @@ class _Batch:
         return None
 
 
-def _span(app: Any, name: str, count: int) -> Any:
+def span(app: Any, name: str, count: int) -> Any:
+    """The producer span of a bulk send, where tracing is on."""
     start = getattr(app, "bulk_span", None)
     return start(name, count) if start is not None else contextlib.nullcontext()
 
 
-def _batch(app: Any, name: str, calls: Iterable[Any], options: Mapping[str, Any],
-           group_id: str | None = None) -> _Batch:
+def prepare(app: Any, name: str, calls: Iterable[Any], options: Mapping[str, Any],
+            group_id: str | None = None) -> _Batch:
+    """Every call checked (the first bad one raises) and given its task id; nothing sent.
+    ``publish(indices)`` sends some or all of them."""
     options = dict(options)
     checks: EnqueueChecks = app.enqueue_checks or EnqueueChecks({}, 2**62)
     items = check(checks, name, calls, options)
@@ -242,8 +245,8 @@ def _batch(app: Any, name: str, calls: Iterable[Any], options: Mapping[str, Any]
 def send_many(app: Any, name: str, calls: Iterable[Any], options: Mapping[str, Any], *,
               group: bool = False) -> Any:
     """Send ``name`` once per call with the same ``options``; see :mod:`platform_sdk.tasks`."""
-    batch = _batch(app, name, calls, options, new_ids(1)[0] if group else None)
-    with _span(app, name, len(batch.ids)):
+    batch = prepare(app, name, calls, options, new_ids(1)[0] if group else None)
+    with span(app, name, len(batch.ids)):
         batch.publish(list(range(len(batch.ids))))
     sent = Sent(app, name, batch.ids)
     if batch.group_id is None:
@@ -269,7 +272,7 @@ def send_signatures(app: Any, signatures: Sequence[Any], options: Mapping[str, A
     for (name, _), indices in runs.items():
         calls = [(tuple(signatures[i].args), dict(signatures[i].kwargs)) for i in indices]
         try:
-            batches.append((indices, _batch(app, name, calls, merged[indices[0]])))
+            batches.append((indices, prepare(app, name, calls, merged[indices[0]])))
         except Exception as exc:
             local = getattr(exc, "index", None)
             if local is not None:
@@ -300,7 +303,7 @@ def send_signatures(app: Any, signatures: Sequence[Any], options: Mapping[str, A
         publish(set(again))
         return [app.AsyncResult(ids[i]) for i in sorted(again)]
 
-    with _span(app, "send_many", len(signatures)):
+    with span(app, "send_many", len(signatures)):
         publish(set(range(len(signatures))))
     results = [app.AsyncResult(ids[i], task_name=str(signatures[i].task))
                for i in range(len(signatures))]
