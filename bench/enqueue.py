@@ -12,7 +12,6 @@ and against the limit: identical pre-serialized envelopes pushed with pipelined
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import statistics
@@ -24,7 +23,7 @@ from typing import Any
 
 import redis
 
-from bench.throughput import REDIS, ROOT, environment, install_plugin
+from bench.throughput import REDIS, ROOT, arguments, environment, install_plugin
 
 TIMED = "import time\n{setup}\nt = time.perf_counter()\n{send}\nprint(time.perf_counter() - t)\n"
 
@@ -148,16 +147,7 @@ def report(results: dict[str, list[float]], tasks: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sides", default=",".join(SIDES))
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
-    sides = [s for s in args.sides.split(",") if s]
-    unknown = [s for s in sides if s not in SIDES]
-    if unknown:
-        parser.error(f"unknown sides {', '.join(unknown)}; choose from {', '.join(SIDES)}")
+    args, sides = arguments(__doc__ or "", 20_000, SIDES)
     skipped = [s for s in sides if not available(s)]
     for side in skipped:
         print(f"skipping {side}: {PEERS[side]} is not installed")

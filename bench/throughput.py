@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import redis
@@ -142,18 +143,25 @@ def one_round(side: str, env: dict[str, str], tasks: int, logs: Path) -> Round:
     return drain, (tasks - 1) / enqueue, per_task[0], per_task[1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=5000)
+def arguments(doc: str, tasks: int, known: Iterable[str]) -> tuple[argparse.Namespace, list[str]]:
+    """A bench's command line: --tasks, --rounds, --sides (checked against ``known``), --json."""
+    known = list(known)
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=tasks)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sides", default=",".join(SIDES),
-                        help=f"comma-separated subset of {', '.join(SIDES)}")
+    parser.add_argument("--sides", default=",".join(known),
+                        help=f"comma-separated subset of {', '.join(known)}")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     sides = [s for s in args.sides.split(",") if s]
-    unknown = [s for s in sides if s not in SIDES]
+    unknown = [s for s in sides if s not in known]
     if unknown:
-        parser.error(f"unknown sides {', '.join(unknown)}; choose from {', '.join(SIDES)}")
+        parser.error(f"unknown sides {', '.join(unknown)}; choose from {', '.join(known)}")
+    return args, sides
+
+
+def main() -> None:
+    args, sides = arguments(__doc__ or "", 5000, SIDES)
     with tempfile.TemporaryDirectory() as tmp:
         site, home, logs = Path(tmp, "site"), Path(tmp, "home"), Path(tmp, "logs")
         logs.mkdir()
