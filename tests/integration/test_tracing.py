@@ -41,6 +41,10 @@ def flaky(path: str, failures: int) -> int:
         raise ConnectionError(f"attempt {attempt} refused")
     return attempt
 
+@task(name="traced.broken", queue="traced")
+def broken() -> None:
+    raise ValueError("no such ledger")
+
 @task(name="traced.slow", queue="traced", time_limit=1, soft_time_limit=None)
 def slow() -> None:
     time.sleep(30)
@@ -51,7 +55,7 @@ def die() -> None:
 
 @hookimpl
 def register_tasks(register):
-    for t in (add, flaky, slow, die):
+    for t in (add, flaky, broken, slow, die):
         register(t)
 
 @hookimpl
@@ -131,6 +135,9 @@ def test_producer_and_run_spans_form_one_trace_with_platform_attributes(
         assert span.attributes["platform.task.attempt"] == 1
         assert SECRET not in repr(span.attributes) + repr(span.events)
     assert run.status != 2
+    assert run.attributes["celery.state"] == "SUCCESS"
+    assert run.attributes["celery.action"] == "run"
+    assert "@" in run.attributes["celery.hostname"]
     custom = otlp.wait_for(lambda spans: [s for s in spans if s.name == "traced.compute"],
                            "the plugin's own span")[0]
     assert custom.parent_id == run.span_id and custom.trace_id == run.trace_id
@@ -161,6 +168,23 @@ def test_retries_are_attempts_of_one_task_with_exception_events(
         publish = spans[later.parent_id]
         assert publish.name == "apply_async/traced.flaky"
         assert publish.parent_id == earlier.span_id
+
+
+def test_a_failed_run_ends_with_an_error_status_and_its_exception(
+    traced: PlatformEnv, otlp: Receiver
+) -> None:
+    traced.worker()
+    result = traced.run("send", "traced.broken", "--wait",
+                        "--timeout", "60", timeout=90)
+    assert result.returncode != 0 and "ValueError" in result.stdout + result.stderr
+
+    run = otlp.wait_for(lambda spans: [s for s in spans if s.name == "run/traced.broken"],
+                        "the failed run's span")[0]
+    assert run.status == 2
+    assert run.attributes["celery.state"] == "FAILURE"
+    event = dict(run.events)["exception"]
+    assert event["exception.type"].endswith("ValueError")
+    assert event["exception.message"] == "no such ledger"
 
 
 @pytest.mark.parametrize("recycle", [["--max-tasks-per-child", "1"],

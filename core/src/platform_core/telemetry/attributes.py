@@ -43,6 +43,9 @@ def run(task: Any, request: Any, queues: Mapping[str, str]) -> dict[str, Any]:
         MESSAGE_ID: task_id,
         PLUGIN: getattr(task, "plugin", "") or "",
         ATTEMPT: int(_get(request, "retries") or 0) + 1,
+        "celery.action": "run",
+        "celery.task_name": task.name,
+        "celery.hostname": str(_get(request, "hostname") or ""),
     }
     queue = queue_of(_get(request, "delivery_info"), queues)
     if queue:

@@ -1,10 +1,11 @@
 """Spans for producers, pool children, the worker's main process and beat.
 
-The contrib Celery instrumentation creates the spans; this module decides where their
-provider lives. A process gets one :class:`SwitchableTracerProvider` as its global
-provider. Its SDK delegate is created in the process that exports: a pool child makes
-a fresh one at ``worker_process_init`` (the one inherited from the parent is shut down
-there, its queue already emptied by the SDK's fork hook) and flushes it in
+The contrib Celery instrumentation creates the publish spans and the platform's task
+class the run spans (:func:`traced_run`); this module decides where their provider
+lives. A process gets one :class:`SwitchableTracerProvider` as its global provider. Its
+SDK delegate is created in the process that exports: a pool child makes a fresh one at
+``worker_process_init`` (the one inherited from the parent is shut down there, its
+queue already emptied by the SDK's fork hook) and flushes it in
 ``worker_process_shutdown``, which billiard runs before a recycled child exits.
 """
 
@@ -16,9 +17,10 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from celery import signals
+from celery.exceptions import Ignore, Reject, Retry
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.instrumentation.celery import CeleryInstrumentor, celery_getter, utils
@@ -31,6 +33,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from platform_core.telemetry import attributes as attrs
 from platform_core.telemetry.export import resource, span_exporter
 from platform_core.telemetry.headers import PUBLISH_HANDLERS, eta_timestamp, sent_at
+from platform_core.worker import task as task_base
 
 logger = logging.getLogger(__name__)
 
@@ -128,30 +131,74 @@ def links_to_producer(eta: Any, sent_at: float | None) -> bool:
 def start_run_span(
     name: str, carrier: Any, getter: Any, eta: Any, attributes: dict[str, Any],
     start_time: int | None = None,
-) -> tuple[trace.Span, Any]:
-    """A consumer span for one run; its parent (or link) comes from the message headers."""
+) -> tuple[trace.Span, context_api.Context]:
+    """A consumer span for one run, and the context it belongs in (its producer's, or a
+    new trace linked to the producer's: see :func:`links_to_producer`)."""
     parent = extract(carrier, getter=getter) if getter else extract(carrier)
     parent_span = trace.get_current_span(parent).get_span_context()
-    if parent_span.is_valid and links_to_producer(eta, sent_at(carrier)):
+    if not parent_span.is_valid:
+        parent = context_api.Context()
+    elif links_to_producer(eta, sent_at(carrier)):
         span = _tracer.start_span(
             name, context=context_api.Context(), links=[Link(parent_span)],
             kind=SpanKind.CONSUMER, attributes=attributes, start_time=start_time,
         )
-        return span, None
-    token = context_api.attach(parent) if parent_span.is_valid else None
-    span = _tracer.start_span(name, context=parent if parent_span.is_valid else None,
-                              kind=SpanKind.CONSUMER, attributes=attributes,
-                              start_time=start_time)
-    return span, token
+        return span, context_api.Context()
+    span = _tracer.start_span(name, context=parent, kind=SpanKind.CONSUMER,
+                              attributes=attributes, start_time=start_time)
+    return span, parent
+
+
+def _record_error(span: trace.Span, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+
+def traced_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run a task's body inside its ``run/<task>`` span, current while the body runs.
+
+    Called by the platform's task class in the process that runs the task, instead of
+    the contrib instrumentation's four signal handlers per run: one span start, one
+    attribute set and one end. The span's ``celery.state`` is the run's outcome.
+    """
+    request = task.request
+    span, parent = start_run_span(
+        f"run/{task.name}", request, celery_getter, getattr(request, "eta", None),
+        attrs.run(task, request, state.queues),
+    )
+    token = context_api.attach(trace.set_span_in_context(span, parent))
+    outcome = "SUCCESS"
+    try:
+        return task.run(*args, **kwargs)
+    except Retry as exc:
+        outcome = "RETRY"
+        span.set_attribute("celery.retry.reason", str(exc))
+        cause = exc.exc if isinstance(exc.exc, BaseException) else exc
+        _record_error(span, cause)
+        raise
+    except Ignore:
+        outcome = "IGNORED"
+        raise
+    except Reject:
+        outcome = "REJECTED"
+        raise
+    except BaseException as exc:
+        outcome = "FAILURE"
+        if not isinstance(exc, task.throws or ()):
+            _record_error(span, exc)
+        raise
+    finally:
+        span.set_attribute("celery.state", outcome)
+        context_api.detach(token)
+        span.end()
 
 
 class PlatformCeleryInstrumentor(CeleryInstrumentor):
-    """The contrib instrumentation, resolving tasks in the platform's own app.
+    """The contrib instrumentation for publishing, resolving tasks in the platform's app.
 
     Contrib looks tasks up in Celery's *current* app, which the platform never sets,
-    so its publish spans would never end; and it cannot link only delayed runs. The run
-    span's attributes are set once, at its start, instead of contrib's second pass over
-    the request at its end, which cost half of tracing's time per task.
+    so its publish spans would never end. Runs are traced by :func:`traced_run`, so
+    contrib's run handlers are disconnected: they cost more per run than the span.
     """
 
     def __init__(self) -> None:
@@ -159,44 +206,18 @@ class PlatformCeleryInstrumentor(CeleryInstrumentor):
         if not hasattr(self, "_publishing"):
             self._publishing: dict[str, Any] = {}
 
+    def _instrument(self, **kwargs: Any) -> None:
+        super()._instrument(**kwargs)  # type: ignore[no-untyped-call]
+        for signal, handler in ((signals.task_prerun, self._trace_prerun),
+                                (signals.task_postrun, self._trace_postrun),
+                                (signals.task_failure, self._trace_failure),
+                                (signals.task_retry, self._trace_retry)):
+            signal.disconnect(handler)
+
     def _task(self, sender: Any) -> Any:
         if isinstance(sender, str):
             return state.app.tasks.get(sender) if state.app is not None else None
         return sender
-
-    def _trace_prerun(self, *args: Any, **kwargs: Any) -> None:
-        task = utils.retrieve_task(kwargs)
-        task_id = utils.retrieve_task_id(kwargs)
-        if task is None or task_id is None:
-            return
-        self.update_task_duration_time(task_id)  # type: ignore[no-untyped-call]
-        request = task.request
-        span, token = start_run_span(
-            f"run/{task.name}", request, celery_getter, getattr(request, "eta", None),
-            attrs.run(task, request, state.queues),
-        )
-        activation = trace.use_span(span, end_on_exit=True)
-        activation.__enter__()
-        utils.attach_context(task, task_id, span, activation, token)
-
-    def _trace_postrun(self, *args: Any, **kwargs: Any) -> None:
-        task = utils.retrieve_task(kwargs)
-        task_id = utils.retrieve_task_id(kwargs)
-        if task is None or task_id is None:
-            return
-        found = utils.retrieve_context(task, task_id)
-        if found is None:
-            return
-        span, activation, token = found[0], found[1], cast(Any, found[2])
-        if span.is_recording():
-            span.set_attributes({"celery.action": "run", "celery.task_name": task.name,
-                                 "celery.state": str(kwargs.get("state") or ""),
-                                 "celery.hostname": str(task.request.hostname or "")})
-        activation.__exit__(None, None, None)
-        utils.detach_context(task, task_id)
-        self.task_id_to_start_time.pop(task_id, None)
-        if token is not None:
-            context_api.detach(token)
 
     def _trace_before_publish(self, *args: Any, **kwargs: Any) -> None:
         task_id = utils.retrieve_task_id_from_message(kwargs)
@@ -219,20 +240,6 @@ class PlatformCeleryInstrumentor(CeleryInstrumentor):
         headers = kwargs.get("headers")
         if headers is not None:
             inject(headers)
-
-    @staticmethod
-    def _trace_retry(*args: Any, **kwargs: Any) -> None:
-        CeleryInstrumentor._trace_retry(*args, **kwargs)
-        task = utils.retrieve_task_from_sender(kwargs)
-        task_id = utils.retrieve_task_id_from_request(kwargs)
-        found = utils.retrieve_context(task, task_id) if task_id else None
-        if found is None or not found[0].is_recording():
-            return
-        reason = kwargs.get("reason")
-        exc = getattr(reason, "exc", None) or reason
-        if isinstance(exc, BaseException):
-            found[0].record_exception(exc)
-            found[0].set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
 
     def _trace_after_publish(  # type: ignore[override]
         self, *args: Any, **kwargs: Any
@@ -290,6 +297,7 @@ def install(app: Any, mode: str, delayed: str, link_after: float) -> None:
         PUBLISH_HANDLERS.extend((_instrumentor._trace_before_publish,
                                            _instrumentor._trace_after_publish))
     app.bulk_span = bulk_span
+    task_base.traced_run = traced_run
     if not state.signals_connected:
         signals.worker_init.connect(_on_worker_init, weak=False)
         signals.worker_process_init.connect(_on_child_start, weak=False)
@@ -323,16 +331,12 @@ def record_lost_run(request: Any, exc: BaseException, requeued: bool) -> None:
     if not enabled():
         return
     headers = request.request_dict
-    span, token = start_run_span(
+    span, _ = start_run_span(
         f"run/{request.name}", headers, None, headers.get("eta"),
         {**attrs.run(request.task, headers, state.queues), attrs.REQUEUED: requeued},
         start_time=int(request.time_start * 1e9) if request.time_start else None,
     )
     try:
-        if span.is_recording():
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        _record_error(span, exc)
     finally:
         span.end()
-        if token is not None:
-            context_api.detach(token)

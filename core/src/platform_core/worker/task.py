@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -20,6 +21,10 @@ EXHAUSTED = "_platform_retries_exhausted"
 #: cannot be pickled crosses from a pool process as a stand-in (Celery turns
 #: ``urllib.error.HTTPError`` into ``OSError()``), without its class, message or mark.
 RAISED = "platform_raised"
+
+#: Runs a task's body inside its run span; set when tracing is on
+#: (:func:`platform_core.telemetry.tracing.traced_run`).
+traced_run: Callable[[Task, tuple[Any, ...], dict[str, Any]], Any] | None = None
 
 
 def describe(exc: BaseException) -> str:
@@ -56,7 +61,8 @@ class ReliableTask(Task):  # type: ignore[misc]
             return super().__call__(*args, **kwargs)
         # Run by the worker, which already pushed this run's request (as Celery's
         # tracer does for tasks without a ``__call__`` of their own).
-        result = self.run(*args, **kwargs)
+        result = self.run(*args, **kwargs) if traced_run is None else \
+            traced_run(self, args, kwargs)
         if self.acks_late:
             finishing.hold()
         return result
