@@ -210,3 +210,43 @@ def test_the_broker_view_never_opens_a_fifo_in_the_queue_folder(tmp_path: Path) 
         assert not thread.is_alive(), "reading the queue folder blocked on a FIFO"
         view.close()
     assert found and getattr(found[0], "task", None) == "a.b"
+
+
+def test_the_event_loop_takes_a_message_as_soon_as_the_prefetch_window_opens(
+    tmp_path: Path,
+) -> None:
+    """A worker consumes through kombu's event loop (a real ``Hub``, stepped here one
+    iteration at a time): with a window of one, the second message comes at the loop's
+    next step after the first is acknowledged, not after a backed-off polling wait."""
+    from kombu import Consumer, Queue
+    from kombu.asynchronous import Hub
+
+    hub = Hub()
+    received: list[Any] = []
+    opts = {**options(tmp_path), "polling_interval": 30}
+    with GuardedConnection("filesystem://", transport_options=opts) as conn:
+        assert conn.transport.implements.asynchronous
+        producer = Producer(conn.default_channel)
+        for n in range(2):
+            producer.publish({"n": n}, routing_key=QUEUE, serializer="json")
+        channel = conn.channel()
+        channel.basic_qos(0, 1, False)
+        consumer = Consumer(channel, [Queue(QUEUE, routing_key=QUEUE)],
+                            callbacks=[lambda body, message: received.append(message)],
+                            accept=["json"])
+        consumer.consume()
+        conn.transport.register_with_event_loop(conn.connection, hub)
+        loop = hub.create_loop()
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            next(loop)
+        assert [m.payload["n"] for m in received] == [0]
+        for _ in range(20):  # the window is full: the loop waits, however often it steps
+            next(loop)
+        assert len(received) == 1
+        received[0].ack()
+        next(loop)
+        assert [m.payload["n"] for m in received] == [0, 1]
+        received[1].ack()
+        hub.close()
+    assert conn.transport._on_tick not in hub.on_tick

@@ -254,6 +254,11 @@ SEAMS: tuple[Seam, ...] = (
          "method", ("self", "message", "queue")),
     Seam(KOMBU, "kombu.transport.virtual.base.Transport.polling_interval", f"{RX}.filesystem",
          "attribute"),
+    # the worker's event loop looks at the folder; a full prefetch window waits for an ack
+    Seam(KOMBU, "kombu.transport.virtual.base.Channel._consumers", f"{RX}.filesystem",
+         "instance attribute"),
+    Seam(KOMBU, "kombu.transport.virtual.base.Transport.cycle", f"{RX}.filesystem",
+         "instance attribute"),
     # --- kombu and amqp: bulk sends capture one message and write many --------------------
     Seam(KOMBU, f"{REDIS}._put", "platform_core.app.bulk.writers", "method",
          ("self", "queue", "message")),
@@ -320,38 +325,23 @@ SEAMS: tuple[Seam, ...] = (
          "instance attribute"),
     Seam(AMQP, "amqp.exceptions.AMQPError.reply_code", "platform_core.beat.amqp_lock",
          "instance attribute"),
-    # --- opentelemetry-instrumentation-celery: spans in the platform's app -----------------
+    # --- opentelemetry-instrumentation-celery: publish spans in the platform's app ---------
+    # its run handlers are disconnected (the platform's task class makes the run span)
     Seam(OTEL, f"{INSTRUMENTOR}._instrument", f"{TEL}.tracing", "text",
          tuple(f"connect(self.{hook}, weak=False)" for hook in (
              "_trace_prerun", "_trace_postrun", "_trace_before_publish",
-             "_trace_after_publish", "_trace_retry")), mention="_trace_"),
+             "_trace_after_publish", "_trace_failure", "_trace_retry")),
+         mention="super()._instrument"),
     Seam(OTEL, f"{INSTRUMENTOR}._trace_prerun", f"{TEL}.tracing", "method", ("self",)),
     Seam(OTEL, f"{INSTRUMENTOR}._trace_postrun", f"{TEL}.tracing", "method", ("self",)),
+    Seam(OTEL, f"{INSTRUMENTOR}._trace_failure", f"{TEL}.tracing", "staticmethod"),
+    Seam(OTEL, f"{INSTRUMENTOR}._trace_retry", f"{TEL}.tracing", "staticmethod"),
     Seam(OTEL, f"{INSTRUMENTOR}._trace_before_publish", f"{TEL}.tracing", "method", ("self",)),
     Seam(OTEL, f"{INSTRUMENTOR}._trace_after_publish", f"{TEL}.tracing", "attribute"),
-    Seam(OTEL, f"{INSTRUMENTOR}._trace_retry", f"{TEL}.tracing", "staticmethod"),
-    Seam(OTEL, f"{INSTRUMENTOR}.update_task_duration_time", f"{TEL}.tracing", "method",
-         ("self", "task_id")),
-    Seam(OTEL, f"{INSTRUMENTOR}.task_id_to_start_time", f"{TEL}.tracing",
-         "instance attribute"),
     Seam(OTEL, "opentelemetry.instrumentation.celery.celery_getter", f"{TEL}.tracing",
          "attribute"),
-    Seam(OTEL, f"{OTEL_UTILS}.retrieve_task", f"{TEL}.tracing", "function", ("kwargs",)),
-    Seam(OTEL, f"{OTEL_UTILS}.retrieve_task_id", f"{TEL}.tracing", "function", ("kwargs",)),
-    Seam(OTEL, f"{OTEL_UTILS}.retrieve_task_from_sender", f"{TEL}.tracing", "function",
-         ("kwargs",)),
-    Seam(OTEL, f"{OTEL_UTILS}.retrieve_task_id_from_request", f"{TEL}.tracing", "function",
-         ("kwargs",)),
     Seam(OTEL, f"{OTEL_UTILS}.retrieve_task_id_from_message", f"{TEL}.tracing", "function",
          ("kwargs",)),
-    Seam(OTEL, f"{OTEL_UTILS}.attach_context", f"{TEL}.tracing", "function",
-         ("task", "task_id", "span", "activation", "token")),
-    Seam(OTEL, f"{OTEL_UTILS}.attach_context", f"{TEL}.tracing", "text",
-         "= (span, activation, token)", mention="found[0], found[1], cast(Any, found[2])"),
-    Seam(OTEL, f"{OTEL_UTILS}.retrieve_context", f"{TEL}.tracing", "function",
-         ("task", "task_id")),
-    Seam(OTEL, f"{OTEL_UTILS}.detach_context", f"{TEL}.tracing", "function",
-         ("task", "task_id")),
 )
 
 

@@ -313,13 +313,17 @@ class GuardedFilesystemChannel(filesystem.Channel):
 
 #: The shortest wait between two looks at the queue folder, after a message was taken.
 BUSY_POLL = 0.002
-#: ``drain_events`` returns (as a timeout) after at most this long, so a worker's loop
-#: sees a shutdown request within it instead of after Celery's 2 s drain.
+#: ``drain_events`` returns (as a timeout) after at most this long, so a loop that drains
+#: without an event loop (``platform inspect``, a producer waiting for a reply) sees a
+#: shutdown request within it instead of after Celery's 2 s drain.
 DRAIN_SLICE = 0.25
+#: Messages delivered in one look from the worker's event loop, so that a long queue
+#: does not keep the loop from its pool's results and timers.
+PER_LOOK = 64
 
 
 class GuardedFilesystemTransport(filesystem.Transport):
-    """The guarded channel, polled adaptively.
+    """The guarded channel, polled adaptively, from the worker's event loop.
 
     kombu polls a virtual transport at a fixed interval and sleeps it after every empty
     look, including each time the worker's prefetch window is full: with two pool
@@ -327,13 +331,24 @@ class GuardedFilesystemTransport(filesystem.Transport):
     starts at :data:`BUSY_POLL` after a message and doubles after each empty look up to
     the configured ``polling_interval``, so a busy queue is drained without pauses and
     an idle one is looked at as often as configured.
+
+    The transport says it is asynchronous, so a worker runs Celery's event loop and its
+    asynchronous prefork pool, as on Redis and RabbitMQ, instead of the blocking pool
+    with its supervisor and timer threads (each sleeping up to a second at shutdown).
+    The loop looks at the folder on a timer, and at once when a full prefetch window
+    opens again (an acknowledgement, seen at the loop's next tick).
     """
 
     Channel = GuardedFilesystemChannel
+    implements = filesystem.Transport.implements.extend(asynchronous=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self._wait = BUSY_POLL
+        self._loop: Any = None
+        self._due = 0.0
+        self._timer_at: float | None = None
+        self._window_full = False
 
     def drain_events(  # type: ignore[override]  # kombu's own takes timeout the same way
         self, connection: Any, timeout: float | None = None
@@ -354,3 +369,52 @@ class GuardedFilesystemTransport(filesystem.Transport):
             else:
                 self._wait = BUSY_POLL
                 return
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        if self._loop is loop:
+            return
+        self._loop = loop
+        loop.on_tick.add(self._on_tick)
+        self._look()
+
+    def close_connection(self, connection: Any) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.on_tick.discard(self._on_tick)
+        super().close_connection(connection)  # type: ignore[no-untyped-call]
+
+    def _blocked(self) -> bool:
+        """Whether a consuming channel's prefetch window is full."""
+        return any(channel._consumers and not channel.qos.can_consume()
+                   for channel in self.channels)
+
+    def _on_tick(self) -> None:
+        if self._loop is None:
+            return
+        if monotonic() >= self._due or (self._window_full and not self._blocked()):
+            self._look()
+
+    def _on_timer(self) -> None:
+        self._timer_at = None
+        self._on_tick()
+
+    def _look(self) -> None:
+        """Deliver what may be taken now, then set when to look again."""
+        cycle = self.cycle
+        delivered = 0
+        if cycle is not None:
+            try:
+                while delivered < PER_LOOK:
+                    cycle.get(self._deliver, timeout=0)
+                    delivered += 1
+            except Empty:
+                pass
+        ceiling = self.polling_interval or BUSY_POLL
+        self._wait = BUSY_POLL if delivered else min(self._wait * 2, ceiling)
+        self._window_full = self._blocked()
+        now = monotonic()
+        self._due = now + self._wait
+        loop = self._loop
+        if loop is not None and (self._timer_at is None or self._timer_at > self._due):
+            self._timer_at = self._due
+            loop.call_later(self._wait, self._on_timer)
