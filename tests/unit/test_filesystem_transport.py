@@ -240,13 +240,13 @@ def test_the_event_loop_takes_a_message_as_soon_as_the_prefetch_window_opens(
         deadline = time.monotonic() + 10
         while not received and time.monotonic() < deadline:
             next(loop)
-        assert [m.payload["n"] for m in received] == [0]
+        assert len(received) == 1  # (two files written in one millisecond: either first)
         for _ in range(20):  # the window is full: the loop waits, however often it steps
             next(loop)
         assert len(received) == 1
         received[0].ack()
         next(loop)
-        assert [m.payload["n"] for m in received] == [0, 1]
+        assert sorted(m.payload["n"] for m in received) == [0, 1]
         received[1].ack()
         hub.close()
     assert conn.transport._on_tick not in hub.on_tick
