@@ -7,6 +7,7 @@ certificates made by openssl for TLS) and stopped afterwards.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -245,9 +246,9 @@ def rabbit_env(platform_env: PlatformEnv, amqp_url: str) -> Iterator[tuple[Platf
 
 def stored_status(home: Path, task_id: str) -> str | None:
     with contextlib.closing(sqlite3.connect(home / "results.sqlite3")) as db:
-        row = db.execute("SELECT status FROM celery_taskmeta WHERE task_id = ?",
-                         (task_id,)).fetchone()
-    return row[0] if row else None
+        row = db.execute("SELECT value FROM platform_results WHERE key = ?",
+                         (f"celery-task-meta-{task_id}".encode(),)).fetchone()
+    return json.loads(row[0])["status"] if row else None
 
 
 def test_rabbitmq_roundtrip_with_results_in_sqlite_under_home(
@@ -257,7 +258,7 @@ def test_rabbitmq_roundtrip_with_results_in_sqlite_under_home(
     env.worker()
     app = env.host().app
     home = env.home.resolve()
-    assert app.conf.result_backend == f"db+sqlite:///{home}/results.sqlite3"
+    assert app.conf.result_backend == f"platform-sqlite://{home}/results.sqlite3"
     assert app.conf.broker_transport_options["confirm_publish"] is True
     result = app.tasks[f"{name}.add"].delay(2, 40)
     assert result.get(timeout=30) == 42

@@ -112,7 +112,7 @@ def test_rabbitmq_confirms_publishes_and_sends_heartbeats(platform_env: Platform
     assert conf.broker_transport_options["confirm_publish"] is True
     assert conf.broker_heartbeat == 60
     assert conf.worker_disable_prefetch is False
-    assert conf.result_backend.startswith("db+sqlite:///")
+    assert conf.result_backend.startswith("platform-sqlite:///")
 
 
 def test_soft_shutdown_can_be_turned_off(platform_env: PlatformEnv) -> None:

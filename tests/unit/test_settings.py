@@ -188,7 +188,7 @@ def test_embedded_default_under_platform_home(platform_env: PlatformEnv) -> None
     assert options["processed_folder"] == str(home / "broker/processed")
     for folder in ("queue", "control", "processed"):
         assert (home / "broker" / folder).is_dir()
-    assert conf.result_backend == f"db+sqlite:///{home}/results.sqlite3"
+    assert conf.result_backend == f"platform-sqlite://{home}/results.sqlite3"
     assert conf.beat_schedule_filename == str(home / "beat-schedule.json")
 
 
@@ -197,7 +197,7 @@ def test_default_home_is_dot_platform_in_the_working_directory(
 ) -> None:
     monkeypatch.delenv("PLATFORM_HOME")
     host = host_module.build(Settings(plugins=["admin"]))
-    assert host.app.conf.result_backend == f"db+sqlite:///{tmp_path}/.platform/results.sqlite3"
+    assert host.app.conf.result_backend == f"platform-sqlite://{tmp_path}/.platform/results.sqlite3"
     assert (tmp_path / ".platform" / "broker" / "queue").is_dir()
     assert platform_sdk.data_dir("admin") == tmp_path / ".platform" / "plugins" / "admin"
 
@@ -230,7 +230,7 @@ def test_redis_broker_through_the_environment(platform_env: PlatformEnv) -> None
 def test_amqp_broker_keeps_the_local_result_store(tmp_path: Path) -> None:
     config = broker_config(Settings(broker_url="amqp://guest@rabbit//", home=tmp_path))
     assert config["broker_url"] == "amqp://guest@rabbit//"
-    assert config["result_backend"] == f"db+sqlite:///{tmp_path}/results.sqlite3"
+    assert config["result_backend"] == f"platform-sqlite://{tmp_path.resolve()}/results.sqlite3"
 
 
 def test_explicit_result_backend_wins(monkeypatch: pytest.MonkeyPatch) -> None:

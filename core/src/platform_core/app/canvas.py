@@ -14,8 +14,9 @@ built-in                    sent by Celery 5.7 when                goes to the q
 ``celery.chunks``           never by the canvas (chunks become     the task it runs
                             starmaps); only if sent by name
 ``celery.chord_unlock``     a chord, when the result backend       the chord body (its
-                            cannot join natively (the database     first task, for a
-                            backends; never with Redis)            chain or group body)
+                            cannot count its parts (the ``db+``    first task, for a
+                            backends; never Redis or the embedded  chain or group body)
+                            SQLite store)
 ``celery.accumulate``       ``self.replace(group)``: the chord     the task that
                             body that collects the group           replaced itself
 ``celery.backend_cleanup``  beat, daily at 04:00, when the result  the host queue (below)

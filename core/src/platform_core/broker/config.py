@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
-from functools import partial
 from pathlib import Path
 from typing import Any
 
+from platform_core.broker import results
 from platform_core.errors import BrokerUnavailable
 from platform_core.redaction import redact
 from platform_core.settings import Settings
 from platform_core.urls import PLAIN_REDIS, scheme
 
 EMBEDDED = "filesystem://localhost/"
+#: The default result store's file under PLATFORM_HOME (:mod:`.results`).
+RESULTS_FILE = "results.sqlite3"
 
 
 def broker_config(settings: Settings) -> dict[str, Any]:
@@ -32,37 +33,18 @@ def broker_config(settings: Settings) -> dict[str, Any]:
             "processed_folder": str(folders["processed"]),
             "polling_interval": 0.1,
         }
-    extra: dict[str, Any] = {}
     if settings.result_backend:
         backend = settings.result_backend.get_secret_value()
     elif scheme(broker) in PLAIN_REDIS:
         backend = broker
     else:
         home.mkdir(parents=True, exist_ok=True)
-        results = Path(home, "results.sqlite3")
-        backend = f"db+sqlite:///{results}"
-        extra["database_engine_options"] = {"creator": partial(connect_results, str(results))}
+        backend = results.url_for(Path(home, RESULTS_FILE))
     return {
         "broker_url": broker,
         "broker_transport_options": options,
         "result_backend": backend,
-        **extra,
     }
-
-
-def connect_results(path: str) -> sqlite3.Connection:
-    """A connection to the embedded result store, in write-ahead-log mode.
-
-    SQLite's default journal syncs the disk several times per commit, and every stored
-    result is a commit: the store, not the broker, bounded how fast the embedded default
-    ran tasks. With a write-ahead log and ``synchronous=NORMAL`` a commit is an append;
-    a crashed process loses nothing, a power cut at most the last commits. Writers
-    (the pool processes) wait up to 30 s for each other instead of failing.
-    """
-    connection = sqlite3.connect(path, timeout=30, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    return connection
 
 
 def check_broker(app: Any, timeout: float = 3.0) -> None:
