@@ -9,7 +9,7 @@ from kombu import Exchange, Queue
 
 from bench import noop as body
 
-app = Celery("plain", broker=os.environ["BENCH_REDIS_URL"],
+app = Celery("plain", broker=os.environ.get("BENCH_BROKER_URL", os.environ["BENCH_REDIS_URL"]),
              backend=os.environ["BENCH_REDIS_URL"])
 app.conf.update(
     task_serializer="json", accept_content=["json"], result_serializer="json",

@@ -9,12 +9,15 @@ draining, which varies less than throughput on a shared machine. The traced
 sides export every span to an OTLP/HTTP sink in this process, so tracing's cost
 includes encoding and sending.
 
-    python -m bench.throughput [--tasks 5000] [--rounds 3]
+    python -m bench.throughput [--tasks 5000] [--rounds 3] [--broker amqp://...]
+
+With ``--broker`` the sides consume from that broker instead (results still in Redis).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -30,6 +33,7 @@ from pathlib import Path
 import redis
 
 from bench.otlp_sink import start_sink
+from platform_core.redaction import redact
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -109,7 +113,22 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 Round = tuple[float, float, float, float]  # drain/s, enqueue/s, main and children µs/task
 
 
+def fresh_queue(broker: str) -> None:
+    """Delete the bench queue and exchange: plain Celery and the platform declare them
+    with different arguments, which RabbitMQ refuses to redeclare."""
+    from kombu import Connection
+
+    with Connection(broker) as conn:
+        channel = conn.channel()
+        for delete in (channel.queue_delete, channel.exchange_delete):
+            with contextlib.suppress(Exception):
+                delete("bench")
+            channel = conn.channel()  # a refused delete closes the channel
+
+
 def one_round(side: str, env: dict[str, str], tasks: int, logs: Path) -> Round:
+    if "BENCH_BROKER_URL" in env:
+        fresh_queue(env["BENCH_BROKER_URL"])
     if side in TRACED:
         env = {**env, "PLATFORM_TRACING": "otlp"}
     else:
@@ -143,10 +162,14 @@ def one_round(side: str, env: dict[str, str], tasks: int, logs: Path) -> Round:
     return drain, (tasks - 1) / enqueue, per_task[0], per_task[1]
 
 
-def arguments(doc: str, tasks: int, known: Iterable[str]) -> tuple[argparse.Namespace, list[str]]:
-    """A bench's command line: --tasks, --rounds, --sides (checked against ``known``), --json."""
+def arguments(doc: str, tasks: int, known: Iterable[str],
+              broker: bool = False) -> tuple[argparse.Namespace, list[str]]:
+    """A bench's command line: --tasks, --rounds, --sides (checked against ``known``), --json,
+    and with ``broker`` --broker."""
     known = list(known)
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if broker:
+        parser.add_argument("--broker", help="consume from this broker instead of Redis")
     parser.add_argument("--tasks", type=int, default=tasks)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sides", default=",".join(known),
@@ -161,13 +184,16 @@ def arguments(doc: str, tasks: int, known: Iterable[str]) -> tuple[argparse.Name
 
 
 def main() -> None:
-    args, sides = arguments(__doc__ or "", 5000, SIDES)
+    args, sides = arguments(__doc__ or "", 5000, SIDES, broker=True)
     with tempfile.TemporaryDirectory() as tmp:
         site, home, logs = Path(tmp, "site"), Path(tmp, "home"), Path(tmp, "logs")
         logs.mkdir()
         install_plugin(site)
         env = environment(site, home)
         env["PLATFORM_PLUGINS"] = "bench,admin,quant"  # the bundled plugins loaded alongside
+        if args.broker:
+            env.update(BENCH_BROKER_URL=args.broker, PLATFORM_BROKER_URL=args.broker,
+                       PLATFORM_RESULT_BACKEND=REDIS)
         # the traced sides export every span over OTLP/HTTP to a sink in this process
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=start_sink(),
                    OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
@@ -175,7 +201,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for side, runs in results.items():
                 runs.append(one_round(side, env, args.tasks, logs))
-    print(f"{args.tasks} no-op tasks, {args.rounds} rounds each, Redis {REDIS}, 2 prefork children")
+    where = f"broker {redact(args.broker)}, results in Redis" if args.broker else f"Redis {REDIS}"
+    print(f"{args.tasks} no-op tasks, {args.rounds} rounds each, {where}, 2 prefork children")
     print(f"{'':18} {'worker tasks/s':>16} {'enqueue tasks/s':>16} "
           f"{'worker CPU µs/task (main + children)':>38}")
     medians = {}
@@ -201,6 +228,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({
             "tasks": args.tasks,
+            "broker": "redis" if not args.broker else args.broker.partition(":")[0],
             "sides": {side: {"drain": m[0], "enqueue": m[1], "cpu_us_per_task": m[2],
                              "runs": results[side]} for side, m in medians.items()},
             "ratios": ratios}, indent=2))

@@ -1,1 +1,2 @@
-"""The broker: its URL and options, whether it answers, and its queues read without consuming."""
+"""The broker: its URL and options, whether it answers, its queues read without consuming,
+and the embedded result store."""
