@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -49,7 +51,8 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Enqueue (bulk and loops, vs plain Celery, RQ, Dramatiq and the raw pipeline), worker
-    throughput with and without tracing, the spans lost to recycled children, and the
+    throughput with and without tracing on Redis and on RabbitMQ (``BENCH_AMQP_URL``), the
+    spans lost to recycled children, and the
     embedded broker vs Redis; results in bench-results/. ``-- --plot`` also redraws
     docs/performance.png from them."""
     install(session, "test", "bench")
@@ -58,6 +61,9 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-c", f"import pathlib; pathlib.Path({out!r}).mkdir(exist_ok=True)")
     session.run("python", "-m", "bench.enqueue", "--json", f"{out}/enqueue.json")
     session.run("python", "-m", "bench.throughput", "--json", f"{out}/throughput.json")
+    amqp = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    session.run("python", "-m", "bench.throughput", "--broker", amqp,
+                "--json", f"{out}/throughput-amqp.json")
     session.run("python", "-m", "bench.tracing_loss")
     session.run("python", "-m", "bench.embedded", "--json", f"{out}/embedded.json")
     if plot:

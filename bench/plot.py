@@ -30,9 +30,11 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     enqueue = load(args.results, "enqueue")
-    throughput = load(args.results, "throughput")
+    workers = [(found, broker) for name, broker in (("throughput", "Redis"),
+                                                    ("throughput-amqp", "RabbitMQ"))
+               if (found := load(args.results, name)) is not None]
     embedded = load(args.results, "embedded")
-    panels = [p for p in (enqueue, throughput, embedded) if p is not None]
+    panels = [p for p in (enqueue, *(w for w, _ in workers), embedded) if p is not None]
     if not panels:
         raise SystemExit(f"no results in {args.results}: run `nox -s bench` first")
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
@@ -53,7 +55,7 @@ def main() -> None:
         ax.set_xlabel("tasks enqueued per second (log scale; bars: min to max)")
         ax.set_title(f"Enqueue of {enqueue['tasks']:,} no-op tasks, one producer, Redis")
 
-    if throughput is not None:
+    for throughput, broker in workers:
         ax = next(column)
         ratios = throughput["ratios"]
         names = list(ratios)
@@ -64,7 +66,7 @@ def main() -> None:
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.invert_yaxis()
         ax.set_xlabel("ratio (1.0 = the same)")
-        ax.set_title(f"Worker: {throughput['tasks']:,} no-op tasks, Redis, 2 children")
+        ax.set_title(f"Worker: {throughput['tasks']:,} no-op tasks, {broker}, 2 children")
 
     if embedded is not None:
         ax = next(column)
