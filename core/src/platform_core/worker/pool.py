@@ -1,8 +1,9 @@
 """Celery's prefork pool with billiard's exit hangs removed.
 
-With a transport that has no event loop (the embedded ``filesystem://`` broker),
-Celery runs billiard's blocking pool, which can hang a worker at interpreter exit
-after a warm shutdown that has already joined every child:
+With a transport that has no event loop (kombu's virtual transports other than Redis
+and the embedded broker, which registers with the loop), Celery runs billiard's
+blocking pool, which can hang a worker at interpreter exit after a warm shutdown that
+has already joined every child:
 
 - its time-limit thread is never told to stop, and the exit finalizer waits for it;
 - the exit finalizer takes the task queue's read lock, which a child killed by the
