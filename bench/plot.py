@@ -37,8 +37,10 @@ def main() -> None:
     panels = [p for p in (enqueue, *(w for w, _ in workers), embedded) if p is not None]
     if not panels:
         raise SystemExit(f"no results in {args.results}: run `nox -s bench` first")
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
-    column = iter(axes[0])
+    columns = len(panels) if len(panels) <= 3 else 2
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 4.5 * rows), squeeze=False)
+    column = iter(axes.flat)
 
     if enqueue is not None:
         ax = next(column)
