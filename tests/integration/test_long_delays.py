@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -114,3 +115,28 @@ def test_long_countdown_on_the_embedded_broker(platform_env: PlatformEnv,
     assert result.get(timeout=60) == "embedded"
     wait_until(lambda: stores.for_app(host.app).delays.pending() == [], 10, "the store to empty")
     assert len(runs(log)) == 1
+
+
+def test_a_held_task_shows_where_users_look(platform_env: PlatformEnv, redis_url: str) -> None:
+    """``platform result`` says until when a held task is scheduled (not "unknown id"), and
+    ``platform inspect scheduled`` lists it with its due time even with no worker running;
+    neither shows its arguments."""
+    platform_env.plugins.add("rel", SOURCE)
+    platform_env.set(PLATFORM_BROKER_URL=redis_url, **SHORT_LIMITS)
+    secret = "do-not-show-7f3a"
+    sent = platform_env.host().app.tasks["rel.echo"].apply_async((secret,), countdown=7200)
+    (item,) = stores.for_app(platform_env.host().app).delays.pending()
+    due = datetime.fromtimestamp(item.due, UTC).isoformat(timespec="seconds")
+
+    result = platform_env.run("result", sent.id)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"SCHEDULED until {due} (held by the platform"), result.stdout
+    assert "consuming `rel`" in result.stdout
+
+    scheduled = platform_env.run("inspect", "scheduled", "--timeout", "0.5")
+    assert scheduled.returncode == 0, scheduled.stderr
+    assert "no worker answered" in scheduled.stderr
+    listed = json.loads(scheduled.stdout)["held by the platform (delay store)"]
+    assert listed == [{"eta": due, "held": True,
+                       "request": {"id": sent.id, "name": "rel.echo", "queue": "rel"}}]
+    assert secret not in result.stdout + scheduled.stdout + scheduled.stderr

@@ -1,6 +1,13 @@
-"""``platform inspect``: ask running workers over the broker."""
+"""``platform inspect``: ask running workers over the broker.
+
+``scheduled`` also lists the tasks the platform holds for a long delay (a countdown
+beyond the broker's visibility timeout): no worker has them until shortly before
+they are due.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
@@ -26,12 +33,33 @@ def inspect(what: str, timeout: float, destination: str | None) -> None:
     limit = len(targets) if targets else None
     inspector = host.app.control.inspect(timeout=timeout, destination=targets, limit=limit)
     replies = getattr(inspector, what)()
+    silent = (f"no worker answered within {timeout:g}s; start one with `platform worker`, or "
+              "raise --timeout")
+    if what == "scheduled":
+        held = held_entries(host.app)
+        if held:
+            if not replies:
+                click.echo(f"warning: {silent}", err=True)
+            replies = {**(replies or {}), HELD: held}
     if not replies:
-        raise PlatformError(
-            f"no worker answered within {timeout:g}s; start one with `platform worker`, or "
-            "raise --timeout"
-        )
+        raise PlatformError(silent)
     click.echo(dumps(replies))
+
+
+#: The key under which ``platform inspect scheduled`` lists the delays no worker holds.
+HELD = "held by the platform (delay store)"
+
+
+def held_entries(app: Any) -> list[dict[str, Any]]:
+    """Tasks held for a long delay, in the shape of Celery's scheduled entries (due time,
+    task id, name and queue; never the arguments), earliest first."""
+    from platform_core import stores
+    from platform_core.ops.task_diagnosis import when
+
+    return [{"eta": when(item.due), "held": True,
+             "request": {"id": item.task_id, "name": item.task,
+                         "queue": item.message.queue}}
+            for item in stores.for_app(app).delays.pending()]
 
 
 COMMANDS = [inspect]

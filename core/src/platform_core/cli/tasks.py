@@ -156,6 +156,24 @@ def send(
         wait_for(host.app, result.id, timeout, show_traceback=True)
 
 
+def _pending(app: Any, task_id: str) -> str:
+    """What PENDING means for ``task_id``: held for a long delay, dead-lettered, or not
+    known (yet)."""
+    from platform_core.ops.task_diagnosis import kept, when
+
+    held, letter = kept(app, task_id)
+    if held is not None:
+        queue = held.message.queue or "its queue"
+        return (f"SCHEDULED until {when(held.due)} (held by the platform: its countdown or eta "
+                f"is beyond the broker's visibility timeout; a worker consuming `{queue}` sends "
+                "it shortly before it is due)")
+    if letter is not None:
+        return (f"DEAD-LETTERED: {letter.reason} (see `platform dlq show {letter.id}`; "
+                f"`platform dlq replay {letter.id}` sends it again)")
+    return ("PENDING (unknown id, or not started yet: if it stays so, no worker consumes its "
+            "queue; see `platform queues` and `platform inspect active`)")
+
+
 @click.command()
 @click.argument("task_id")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show a failure's traceback.")
@@ -166,10 +184,7 @@ def result(task_id: str, show_traceback: bool) -> None:
     out = console()
     state = res.state
     if state == "PENDING":
-        out.print(
-            "PENDING (unknown id, or not started yet: if it stays so, no worker consumes its "
-            "queue; see `platform queues` and `platform inspect active`)", highlight=False,
-        )
+        out.print(_pending(host.app, task_id), highlight=False)
         return
     _show_state(out, state, res.info)
     if state in READY:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from platform_core.broker.view import Located
 from platform_core.host import Host
@@ -19,11 +20,13 @@ from platform_core.ops.diagnosis import (
     worker_fix,
 )
 from platform_core.redaction import redact
+from platform_core.stores.base import Delayed
+from platform_core.stores.records import DeadLetter
 
 _DONE_STATES: dict[str, Severity] = {"SUCCESS": "info", "FAILURE": "warning", "REVOKED": "warning"}
 
 
-def _when(timestamp: float) -> str:
+def when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
@@ -94,23 +97,31 @@ def explain_task(host: Host, task_id: str, timeout: float) -> Diagnosis:
     return report
 
 
-def _kept(host: Host, task_id: str, subject: str, live: Live) -> Finding | None:
-    """The task held for a long delay, or in the dead-letter store; None if in neither."""
+def kept(app: Any, task_id: str) -> tuple[Delayed | None, DeadLetter | None]:
+    """Where the platform keeps ``task_id`` outside the broker: held for a long delay, or
+    in the dead-letter store; ``(None, None)`` if in neither or the stores cannot be read
+    (they are a last place to look, not a check)."""
     from platform_core import stores
 
     try:
-        store = stores.for_app(host.app)
+        store = stores.for_app(app)
         held = next((d for d in store.delays.pending() if d.task_id == task_id), None)
         letter = None if held else next(
             (e for e in store.dead_letters.list() if e.task_id == task_id), None)
-    except Exception:  # noqa: BLE001 - the stores are a last place to look, not a check
-        return None
+    except Exception:  # noqa: BLE001 - any store failure: nothing found
+        return None, None
+    return held, letter
+
+
+def _kept(host: Host, task_id: str, subject: str, live: Live) -> Finding | None:
+    """The task held for a long delay, or in the dead-letter store; None if in neither."""
+    held, letter = kept(host.app, task_id)
     if held is not None:
         queue = held.message.queue or "?"
         label = task_label(host, str(held.message.headers.get("task") or subject))
         return Finding(
             "task", "info",
-            f"{subject} is held until {_when(held.due)}: its countdown or eta is beyond the "
+            f"{subject} is held until {when(held.due)}: its countdown or eta is beyond the "
             f"visibility timeout, so a running worker sends it to queue `{queue}` when due",
             label,
             "" if live.consumers(queue) else worker_fix(host, queue),
@@ -133,10 +144,10 @@ def _queued(host: Host, subject: str, found: Located, live: Live) -> Finding:
         restore = found.unacked_since + (found.restore_after or 0)
         return Finding(
             "task", "warning",
-            f"{subject} was delivered to a worker at {_when(found.unacked_since)} and never "
+            f"{subject} was delivered to a worker at {when(found.unacked_since)} and never "
             f"acknowledged, and no live worker holds it now (the worker died or was killed); "
             f"Redis puts it back on queue `{found.queue}` after the visibility timeout, "
-            f"from {_when(restore)}",
+            f"from {when(restore)}",
             f"{label}, {queue_owner(host, found.queue)}",
             "keep a worker consuming that queue running; it picks the message up again then"
             if consumers else worker_fix(host, found.queue),
