@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from celery import Task
+from celery import Task, states
 from celery.exceptions import MaxRetriesExceededError, Retry
 from celery.utils.serialization import UnpickleableExceptionWrapper
 
 from platform_core.worker import finishing
+
+logger = logging.getLogger("platform.tasks")
 
 #: Set on the error ``retry`` raises when no retry is left (read by the worker's request).
 EXHAUSTED = "_platform_retries_exhausted"
@@ -52,6 +55,23 @@ def _as_raised(exc: BaseException) -> BaseException:
     return exc
 
 
+_warned_success: set[str] = set()
+
+
+def _warn_own_success(name: str) -> None:
+    """A task that stores SUCCESS itself loses its return value: every result store keeps
+    the first SUCCESS it is given, so the value the task returns is dropped and callers
+    get the meta instead."""
+    if name in _warned_success:
+        return
+    _warned_success.add(name)
+    logger.warning(
+        "Task %s set its own state to SUCCESS with update_state(): the result store keeps "
+        "the first SUCCESS, so the value the task returns is discarded and callers get that "
+        "meta instead. Return the final value from the task (it becomes the SUCCESS "
+        "result), and report progress with update_state(state='PROGRESS', meta=...)", name)
+
+
 class ReliableTask(Task):  # type: ignore[misc]
     Request = "platform_core.worker.request:PlatformRequest"
     Strategy = "platform_core.worker.strategy:bounded"
@@ -78,6 +98,15 @@ class ReliableTask(Task):  # type: ignore[misc]
             isinstance(raised, MaxRetriesExceededError)
         with contextlib.suppress(AttributeError, TypeError):
             setattr(einfo, RAISED, (describe(raised), exhausted))
+
+    def update_state(self, task_id: str | None = None, state: str | None = None,
+                     meta: Any = None, **kwargs: Any) -> None:
+        """Celery's ``update_state``; setting the running task's own state to SUCCESS is
+        warned about once per task and process (see :func:`_warn_own_success`)."""
+        if state == states.SUCCESS and not self.request.called_directly and \
+                task_id in (None, self.request.id):
+            _warn_own_success(self.name)
+        super().update_state(task_id, state, meta, **kwargs)
 
     def retry(self, args: Any = None, kwargs: Any = None, exc: BaseException | None = None,
               throw: bool = True, eta: Any = None, countdown: float | None = None,
