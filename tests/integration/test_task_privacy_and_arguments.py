@@ -113,8 +113,8 @@ def test_worker_checks_and_converts_arguments(vault: PlatformEnv) -> None:
         bad.get(timeout=30)  # type: ignore[attr-defined]
     assert str(caught.value) == (
         "task `vault.typed` received invalid arguments: `day`: Input should be a valid date or "
-        "datetime, invalid character in year (expected date, got str); `order`.qty: Field required "
-        "(expected Order, got dict)"
+        "datetime, invalid character in year (expected a date (YYYY-MM-DD), got a string); `order`.qty: Field required "
+        "(expected an object with the fields of Order, got an object)"
     )
     assert bad.state == "FAILURE"  # type: ignore[attr-defined]
     worker.stop()

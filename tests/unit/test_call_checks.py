@@ -127,11 +127,11 @@ def test_invalid_arguments_name_the_task_the_parameter_and_the_type(
     assert str(error) == (
         "task `calls.typed` was called with invalid arguments: "
         "`count`: Input should be a valid integer, unable to parse string as an integer "
-        "(expected int, got str); "
+        "(expected an integer, got a string); "
         "`day`: Input should be a valid date or datetime, day value is outside expected range "
-        "(expected date, got str); "
-        "`order`.qty: Input should be greater than or equal to 1 (expected Order, got int); "
-        "`tags`[1]: Input should be a valid string (expected list[str] | None, got int)"
+        "(expected a date (YYYY-MM-DD), got a string); "
+        "`order`.qty: Input should be greater than or equal to 1 (expected an object with the fields of Order, got an integer); "
+        "`tags`[1]: Input should be a valid string (expected a list of strings or null, got an integer)"
     )
     assert SECRET not in str(error)
     assert error.task == "calls.typed" and len(error.problems) == 4
@@ -216,9 +216,9 @@ def test_star_parameters_are_checked_item_by_item(host: Host, platform_env: Plat
     assert str(error) == (
         "task `calls.star` was called with invalid arguments: "
         "`*values` item 2: Input should be a valid integer, unable to parse string as an integer "
-        "(expected int, got str); "
+        "(expected an integer, got a string); "
         "`**named` key `w`: Input should be a valid number, unable to parse string as a number "
-        "(expected float, got str)"
+        "(expected a number, got a string)"
     )
     task(host, "calls.star").delay(1, "2", w="0.5")
     assert sent(platform_env)[0]["args"] == [1, 2]
@@ -334,7 +334,7 @@ def test_beat_entry_arguments_are_checked_at_start_up(platform_env: PlatformEnv)
     assert caught.value.problems == [
         "plugin `calls` (throwaway-calls 0.0.1) beat entry `calls.tick`: task `calls.bound` was "
         "called with invalid arguments: `n`: Input should be a valid integer, unable to parse "
-        "string as an integer (expected int, got str)"
+        "string as an integer (expected an integer, got a string)"
     ]
 
 
@@ -349,7 +349,7 @@ def test_platform_send_refuses_a_bad_call_before_reaching_the_broker(
     assert result.returncode == 2, output_of(result)
     assert result.stderr.strip().splitlines() == [
         "Error: task `quant.process_data` was called with invalid arguments: `data_id`: Input "
-        "should be a valid integer, unable to parse string as an integer (expected int, got str)"
+        "should be a valid integer, unable to parse string as an integer (expected an integer, got a string)"
     ]
     assert SECRET not in result.stdout + result.stderr
     missing = platform_env.run("send", "quant.process_data")

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
+from platform_core.checks.annotations import expected, kind_of, type_name
 from platform_core.loading.problems import blame
 from platform_core.loading.registry import Registry
 from platform_sdk import TaskSpec
@@ -40,18 +41,11 @@ class UnsupportedSignature(Exception):
     """The task's signature cannot be checked; the message says how to fix it."""
 
 
-def describe(annotation: Any) -> str:
-    """A short, readable name for a type annotation."""
-    if isinstance(annotation, type) and not typing.get_args(annotation):
-        return annotation.__qualname__
-    return repr(annotation).replace("typing.", "").replace("typing_extensions.", "")
-
-
 class _Shown:
-    """An annotation as :func:`describe` writes it, for a readable signature."""
+    """An annotation as :func:`~.annotations.type_name` writes it, for a readable signature."""
 
     def __init__(self, annotation: Any) -> None:
-        self.text = describe(annotation)
+        self.text = type_name(annotation)
 
     def __repr__(self) -> str:
         return self.text
@@ -115,12 +109,12 @@ class CallSpec:
                 self.adapters[p.name] = TypeAdapter(p.annotation)
             except PydanticSchemaGenerationError:
                 raise UnsupportedSignature(
-                    f"parameter `{p.name}` is annotated with {describe(p.annotation)}, which "
+                    f"parameter `{p.name}` is annotated with {type_name(p.annotation)}, which "
                     "pydantic cannot validate; task arguments travel as JSON, so use a JSON "
                     "type, a standard type pydantic knows (date, Decimal, UUID, ...) or a "
                     "pydantic model, or drop the annotation"
                 ) from None
-            self.expected[p.name] = describe(p.annotation)
+            self.expected[p.name] = expected(p.annotation)
 
     @property
     def checks_anything(self) -> bool:
@@ -196,7 +190,7 @@ class CallSpec:
             for err in exc.errors(include_url=False, include_input=True):
                 inner = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}"
                                 for p in err["loc"])
-                got = type(err.get("input")).__name__
+                got = kind_of(err.get("input"))
                 problems.append(f"{where}{inner}: {err['msg']} (expected "
                                 f"{self.expected[name]}, got {got})")
         except PydanticSerializationError as exc:
