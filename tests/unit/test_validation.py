@@ -10,6 +10,7 @@ add noise to the problem list.
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
 import types
 from pathlib import Path
@@ -332,9 +333,24 @@ def test_hookimpl_with_an_extra_argument(platform_env: PlatformEnv) -> None:
             register(Queue(name="a"))
     """))
     (problem,) = problems_of(only(platform_env, "a"))
-    assert problem.startswith(f"{label('a')} has a hook with a wrong signature: ")
-    assert "register_queues" in problem
-    assert "extra" in problem
+    assert problem.startswith(f"{label('a')} has a hook with a wrong signature: hook "
+                              "`register_queues` at ")
+    assert re.search(r" at \S+\.py:\d+ takes `extra`, which the host does not pass: it passes "
+                     r"only `register` \(a function to call once per Queue\); write "
+                     r"`def register_queues\(register\):`", problem), problem
+    assert "PluginValidationError" not in problem and "hookspec" not in problem
+
+
+def test_hookimpl_with_a_misnamed_parameter(platform_env: PlatformEnv) -> None:
+    platform_env.plugins.add("a", plugin("a", """
+        @hookimpl
+        def register_tasks(reg):
+            pass
+    """))
+    (problem,) = problems_of(only(platform_env, "a"))
+    assert "hook `register_tasks` at " in problem
+    assert ("takes `reg`, which the host does not pass: it passes only `register` (a function "
+            "to call once per task); write `def register_tasks(register):`") in problem
 
 
 def test_hook_function_without_hookimpl_marker(platform_env: PlatformEnv) -> None:

@@ -32,6 +32,51 @@ ACCEPTS = {
 }
 
 
+#: What each hook's one parameter is, for errors about a hook's signature.
+PASSES = {
+    "register_tasks": "a function to call once per task",
+    "register_queues": "a function to call once per Queue",
+    "register_routes": "a function to call once per Route",
+    "register_beat_entries": "a function to call once per BeatEntry",
+    "register_retry_policies": "a function to call once per RetryPolicy",
+    "register_worker_hints": "a function to call with the plugin's WorkerHints",
+    "register_settings": "a function to call with the plugin's settings model class",
+}
+
+
+def _where(fn: Callable[..., Any]) -> str:
+    """``plugin.py:12``: where ``fn`` is defined, as far as Python knows."""
+    try:
+        target = inspect.unwrap(fn)
+        path = inspect.getsourcefile(target) or "?"
+        line = inspect.getsourcelines(target)[1]
+    except (OSError, TypeError):
+        return getattr(fn, "__qualname__", "?")
+    return f"{path}:{line}"
+
+
+def _signature_problem(hook: str, impl: Callable[..., Any]) -> str | None:
+    """Why ``impl`` cannot implement ``hook``, in the platform's words; None if it can.
+
+    pluggy passes the hook's arguments by name: an implementation may take fewer
+    parameters than the hook passes, never other ones (a method's ``self`` is bound
+    already)."""
+    passes = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+    try:
+        takes = list(inspect.signature(impl).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    unknown = [p.name for p in takes if p.name not in passes
+               or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if not unknown:
+        return None
+    shown = ", ".join(f"`{name}`" for name in unknown)
+    expected = ", ".join(passes)
+    return (f"hook `{hook}` at {_where(impl)} takes {shown}, which the host does not pass: "
+            f"it passes only `{expected}` ({PASSES.get(hook, 'see platform_sdk.hookspecs')}); "
+            f"write `def {hook}({expected}):`")
+
+
 def new_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -81,6 +126,13 @@ def register_plugins(
     registered: dict[str, PluginInfo] = {}
     for plugin in plugins:
         if not _check_hook_names(pm, plugin, problems):
+            continue
+        wrong = [problem for hook in HOOKS
+                 if pm.parse_hookimpl_opts(plugin.module, hook) is not None
+                 and (problem := _signature_problem(hook, getattr(plugin.module, hook)))]
+        if wrong:
+            problems.extend(blame(plugin.info, f"has a hook with a wrong signature: {problem}")
+                            for problem in wrong)
             continue
         try:
             pm.register(plugin.module, name=plugin.info.name)
