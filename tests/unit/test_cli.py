@@ -323,6 +323,17 @@ def test_configuration_error_lists_problems_without_traceback(platform_env: Plat
     ]
 
 
+def test_debug_shows_a_broken_plugins_whole_traceback(platform_env: PlatformEnv) -> None:
+    platform_env.plugins.add("clash", "raise ImportError('broken plugin')\n")
+    plain = platform_env.run("plugins", "list", "--json")
+    debug = platform_env.run("--debug", "plugins", "list", "--json")
+    assert plain.returncode == debug.returncode == 0, output_of(debug)
+    (short,) = {r["name"]: r for r in json.loads(plain.stdout)}["clash"]["errors"]
+    (full,) = {r["name"]: r for r in json.loads(debug.stdout)}["clash"]["errors"]
+    assert "rerun with --debug" in short and "Traceback" not in short
+    assert "Traceback (most recent call last):" in full and "rerun with --debug" not in full
+
+
 def test_broken_plugin_is_listed_and_the_others_still_load(platform_env: PlatformEnv) -> None:
     platform_env.plugins.add("clash", "raise ImportError('broken plugin')\n")
     listed = platform_env.run("plugins", "list", "--json")

@@ -459,11 +459,52 @@ def test_hook_that_raises(platform_env: PlatformEnv) -> None:
 
 def test_plugin_that_fails_to_import(platform_env: PlatformEnv) -> None:
     module = platform_env.plugins.add("a", "import platform_no_such_module_xyz\n")
-    assert problems_of(only(platform_env, "a")) == [
-        f"{label('a')} failed to import {module}: ModuleNotFoundError: No module named "
-        "'platform_no_such_module_xyz'. Fix the plugin, or leave it out with "
-        "PLATFORM_DISABLED_PLUGINS=a"
-    ]
+    (problem,) = problems_of(only(platform_env, "a"))
+    head, _, rest = problem.partition(", at ")
+    assert head == (f"{label('a')} failed to import {module}: ModuleNotFoundError: No module "
+                    "named 'platform_no_such_module_xyz'")
+    where, _, tail = rest.partition(": `")
+    assert where.endswith(f"{module}.py:1 in <module>")
+    assert tail == ("import platform_no_such_module_xyz`; rerun with --debug (or "
+                    "PLATFORM_DEBUG=1) for the whole traceback. Fix the plugin, or leave it "
+                    "out with PLATFORM_DISABLED_PLUGINS=a")
+
+
+def test_an_import_error_shows_the_plugins_own_frames(platform_env: PlatformEnv) -> None:
+    """The frames in the plugin's files, innermost first; none of importlib's."""
+    module = platform_env.plugins.add("a", textwrap.dedent("""
+        def load_table():
+            return parse("x")
+
+        def parse(text):
+            return int(text)
+
+        TABLE = load_table()
+    """))
+    (problem,) = problems_of(only(platform_env, "a"))
+    assert "ValueError: invalid literal for int() with base 10: 'x', at " in problem
+    assert f"{module}.py:6 in parse: `return int(text)`" in problem
+    assert (f"(plugin frames, innermost first: {module}.py:6 in parse <- {module}.py:3 in "
+            f"load_table <- {module}.py:8 in <module>)") in problem
+    assert "importlib" not in problem and "Traceback" not in problem
+
+
+def test_with_debug_an_import_error_carries_the_whole_traceback(
+    platform_env: PlatformEnv,
+) -> None:
+    platform_env.plugins.add("a", "import platform_no_such_module_xyz\n")
+    platform_env.set(PLATFORM_DEBUG="1")
+    (problem,) = problems_of(only(platform_env, "a"))
+    assert "\nTraceback (most recent call last):\n" in problem
+    assert "importlib" in problem  # the whole traceback, loader frames included
+    assert problem.rstrip().endswith("PLATFORM_DISABLED_PLUGINS=a")
+
+
+def test_a_syntax_error_in_a_plugin_names_its_file_and_line(platform_env: PlatformEnv) -> None:
+    module = platform_env.plugins.add("a", "x = 1\ndef broken(:\n    pass\n")
+    (problem,) = problems_of(only(platform_env, "a"))
+    assert "SyntaxError: " in problem
+    assert f"{module}.py:2: `def broken(:`" in problem
 
 
 def test_hint_and_settings_hooks_accept_one_item(platform_env: PlatformEnv) -> None:

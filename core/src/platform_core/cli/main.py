@@ -19,6 +19,10 @@ class State:
 def cli(debug: bool) -> None:
     """Run and operate the plugin-based worker platform."""
     State.debug = debug
+    if debug:
+        from platform_core.loading import import_errors
+
+        import_errors.full_tracebacks = True
 
 
 def _register() -> None:

@@ -12,6 +12,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 
+from platform_core.loading import import_errors
 from platform_core.loading.problems import blame
 from platform_core.loading.registry import PluginInfo
 
@@ -100,7 +101,7 @@ def load(
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, not raised
             problems.append(blame(
                 info,
-                f"failed to import {info.target}: {type(exc).__name__}: {exc}. "
+                f"failed to import {info.target}: {import_errors.describe(info.target, exc)}. "
                 f"Fix the plugin, or leave it out with PLATFORM_DISABLED_PLUGINS={name}",
             ))
             continue
