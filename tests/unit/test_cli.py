@@ -155,6 +155,54 @@ def test_plugins_show_quant(platform_env: PlatformEnv) -> None:
         assert f"\n{heading}\n" in out, out
 
 
+RETRYING = """
+from platform_sdk import Queue, RetryPolicy, hookimpl, task
+
+FLAKY = RetryPolicy(name="retr.flaky", max_retries=4, backoff_base=3, backoff_cap=60,
+                    jitter=False, retry_on=(ConnectionError, "socket.timeout"))
+
+@task(name="retr.policy", queue="retr", retry=FLAKY)
+def by_policy() -> None: ...
+
+@task(name="retr.own", queue="retr", autoretry_for=(KeyError,), max_retries=2,
+      retry_backoff=False, default_retry_delay=7, dont_autoretry_for=(LookupError,))
+def by_celery_options() -> None: ...
+
+@task(name="retr.plain", queue="retr")
+def plain() -> None: ...
+
+@hookimpl
+def register_tasks(register):
+    for t in (by_policy, by_celery_options, plain):
+        register(t)
+
+@hookimpl
+def register_queues(register):
+    register(Queue(name="retr"))
+
+@hookimpl
+def register_retry_policies(register):
+    register(FLAKY)
+"""
+
+
+def test_plugins_show_says_how_each_task_retries(platform_env: PlatformEnv) -> None:
+    platform_env.plugins.add("retr", RETRYING)
+    platform_env.set(COLUMNS="400")  # one line per task's retry behaviour
+    result = platform_env.run("plugins", "show", "retr")
+    assert result.returncode == 0, output_of(result)
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    def after(task: str) -> str:
+        return lines[next(i for i, line in enumerate(lines) if line.startswith(task)) + 1]
+    assert after("retr.policy  (queue=retr, retry=retr.flaky)") == (
+        "retries on ConnectionError, TimeoutError: at most 4, after 3 s, doubling each time "
+        "up to 60 s")
+    assert after("retr.own  (queue=retr, retry=own Celery options)") == (
+        "retries on KeyError: at most 2, after 7 s each time; never on LookupError")
+    assert after("retr.plain  (queue=retr, retry=default)") == (
+        "no automatic retry; an explicit self.retry() retries at most 3, after 2 s")
+
+
 def test_plugins_show_admin_lists_its_items(platform_env: PlatformEnv) -> None:
     result = platform_env.run("plugins", "show", "admin")
     assert result.returncode == 0, output_of(result)

@@ -88,11 +88,53 @@ def list_(as_json: bool) -> None:
             out.print(f"broken: {error}", highlight=False, markup=False)
 
 
+def _error_name(cls: type) -> str:
+    name = cls.__qualname__
+    return name if cls.__module__ == "builtins" else f"{cls.__module__}.{name}"
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:g} s" if isinstance(value, (int, float)) else str(value)
+
+
+def retries(task: Any) -> str:
+    """What Celery will do when ``task`` raises, read from the task as built: the errors
+    it retries on automatically, how often and after which delays."""
+    from platform_sdk.exceptions import InvalidTaskCall
+
+    kwargs = dict(getattr(task, "retry_kwargs", None) or {})
+    most = kwargs.get("max_retries", task.max_retries)
+    limit = "no limit" if most is None else f"at most {most}"
+    on = tuple(getattr(task, "autoretry_for", None) or ())
+    if not on:
+        return (f"no automatic retry; an explicit self.retry() retries {limit}, after "
+                f"{_seconds(kwargs.get('countdown', task.default_retry_delay))}")
+    backoff = task.retry_backoff
+    if "countdown" in kwargs:
+        delay = f"after {_seconds(kwargs['countdown'])} each time"
+    elif backoff:
+        first = 1 if backoff is True else backoff
+        delay = (f"after {_seconds(first)}, doubling each time up to "
+                 f"{_seconds(task.retry_backoff_max)}"
+                 + (", with full jitter (a random part of that delay)" if task.retry_jitter
+                    else ""))
+    else:
+        delay = f"after {_seconds(task.default_retry_delay)} each time"
+    never = [c for c in getattr(task, "dont_autoretry_for", ()) or () if c is not InvalidTaskCall]
+    text = f"retries on {', '.join(_error_name(c) for c in on)}: {limit}, {delay}"
+    if never:
+        text += f"; never on {', '.join(_error_name(c) for c in never)}"
+    return text
+
+
 def _describe(kind: str, item: Any, host: Any) -> str:
     if kind == "tasks":
         spec = item.spec
         real = host.app.tasks[spec.name]
-        parts = [f"queue={host.queue_of(spec.name)}", f"retry={real.retry_policy_name}"]
+        own = "autoretry_for" in spec.options or "retry_kwargs" in spec.options
+        policy = "own Celery options" if own and real.retry_policy_name == "default" \
+            else real.retry_policy_name
+        parts = [f"queue={host.queue_of(spec.name)}", f"retry={policy}"]
         for key in ("time_limit", "soft_time_limit", "rate_limit"):
             if getattr(spec, key) is not None:
                 parts.append(f"{key}={getattr(spec, key)}")
@@ -100,7 +142,7 @@ def _describe(kind: str, item: Any, host: Any) -> str:
             parts.append("bind")
         if spec.idempotent:
             parts.append("idempotent")
-        return f"{spec.name}  ({', '.join(parts)})"
+        return f"{spec.name}  ({', '.join(parts)})\n      {retries(real)}"
     if kind == "queues":
         return f"{item.name}  (routing key {item.key})"
     if kind == "routes":
