@@ -122,7 +122,7 @@ def test_plugins_list_table(wide: PlatformEnv) -> None:
     assert result.returncode == 0, output_of(result)
     rows = [line for line in result.stdout.splitlines() if "platform-" in line]
     assert any("admin" in r and "platform-admin" in r and "0.1.0" in r for r in rows), result.stdout
-    assert any("quant" in r and "worker_hints" in r for r in rows), result.stdout
+    assert any("quant" in r and "worker hints" in r for r in rows), result.stdout
 
 
 def test_plugins_list_honours_the_allowlist(platform_env: PlatformEnv) -> None:
@@ -414,6 +414,25 @@ def test_plugins_list_table_shows_the_status(wide: PlatformEnv) -> None:
     assert rows["clash"][1:4] == ["throwaway-clash", "0.0.1", "BROKEN"]
     assert rows["admin"][3] == rows["quant"][3] == "ok"
     assert "broken: plugin `clash` (throwaway-clash 0.0.1) failed to import" in result.stdout
+
+
+def test_plugins_list_keeps_names_whole_in_80_columns(platform_env: PlatformEnv) -> None:
+    platform_env.plugins.add("acme_billing_reports", """
+        from platform_sdk import Queue, hookimpl
+
+        @hookimpl
+        def register_queues(register):
+            register(Queue(name="acme_billing_reports"))
+    """, distribution="acme-billing-reports-for-finance")
+    platform_env.set(COLUMNS="80")
+    result = platform_env.run("plugins", "list")
+    assert result.returncode == 0, output_of(result)
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), result.stdout
+    for name in ("acme_billing_reports", "acme-billing-reports-for-finance", "platform-admin",
+                 "platform-quant", "0.0.1"):
+        assert any(name in line for line in lines), (name, result.stdout)
+    assert "…" not in result.stdout
 
 
 def test_strict_setting_makes_a_broken_plugin_fatal(platform_env: PlatformEnv) -> None:

@@ -62,6 +62,24 @@ def test_list_table_and_empty_store(platform_env: PlatformEnv, store: SqlStore) 
     assert "secret" not in table.stdout
 
 
+LONG = ("acme_billing.generate_monthly_invoice", "acme_billing", "acme_billing.invoices")
+
+
+@pytest.mark.parametrize("columns", ["80", "250"])
+def test_list_keeps_names_whole_at_any_width(platform_env: PlatformEnv, store: SqlStore,
+                                             columns: str) -> None:
+    task, plugin, queue = LONG
+    entry = add(store, task, plugin, queue=queue)
+    platform_env.set(COLUMNS=columns)
+    listed = platform_env.run("dlq", "list")
+    assert listed.returncode == 0, output_of(listed)
+    lines = listed.stdout.splitlines()
+    assert all(len(line) <= int(columns) for line in lines if "reason" not in line), lines
+    for name in (entry.id[:12], task, plugin, queue, entry.failed_at.strftime("%Y-%m-%d %H:%M")):
+        assert any(name in line for line in lines), (name, listed.stdout)
+    assert "…" not in listed.stdout
+
+
 def test_show_by_unique_prefix(platform_env: PlatformEnv, store: SqlStore) -> None:
     entry = add(store, "admin.print_hello", "admin")
     shown = platform_env.run("dlq", "show", entry.id[:6], "--json")

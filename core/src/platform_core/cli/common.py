@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -55,3 +56,13 @@ def parse_json(option: str, value: str | None, kind: type, example: str) -> Any:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, default=str, sort_keys=True)
+
+
+#: A name column is never narrower than its longest name, up to this many characters.
+WHOLE_NAMES = 40
+
+
+def name_width(header: str, values: Iterable[str]) -> int:
+    """The width that keeps ``header`` and every one of ``values`` (names) whole in a table
+    column, so a narrow terminal squeezes the other columns instead of cutting names."""
+    return min(WHOLE_NAMES, max([len(header), *(len(v) for v in values)]))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from platform_core.cli.common import console, dumps, load_host
+from platform_core.cli.common import console, dumps, load_host, name_width
 from platform_core.errors import PlatformError
 
 if TYPE_CHECKING:
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from platform_core.stores.base import DeadLetterStore
     from platform_core.stores.records import DeadLetter
 
+#: The narrowest the reason column of ``dlq list`` gets before it becomes blocks.
+REASON_WIDTH = 24
 SHORT_ID = 12
 
 
@@ -58,6 +60,7 @@ def dlq() -> None:
 def list_(as_json: bool, task_name: str | None, plugin: str | None) -> None:
     """List dead letters, oldest first."""
     from rich.table import Table
+    from rich.text import Text
 
     _, letters = _open()
     entries = [e for e in letters.list()
@@ -70,14 +73,25 @@ def list_(as_json: bool, task_name: str | None, plugin: str | None) -> None:
     if not entries:
         out.print("No dead letters.", highlight=False)
         return
+    # Names stay whole: a terminal too narrow for the table gets one block per letter.
+    widths = {"id": SHORT_ID, "failed at (UTC)": len("2026-01-01 00:00:00"),
+              **{column: name_width(column, (getattr(e, column) or "-" for e in entries))
+                 for column in ("task", "plugin", "queue")},
+              "deliveries": len("deliveries"), "reason": REASON_WIDTH}
+    if sum(widths.values()) + 3 * len(widths) + 1 > out.width:
+        out.print(f"{len(entries)} dead letters", highlight=False)
+        for e in entries:
+            out.print(f"\n[bold]{e.id[:SHORT_ID]}[/bold]  failed at "
+                      f"{e.failed_at.strftime('%Y-%m-%d %H:%M:%S')} UTC, "
+                      f"{e.deliveries} deliveries", highlight=False)
+            out.print(Text(f"  task {e.task or '-'}\n  plugin {e.plugin or '-'}, queue "
+                           f"{e.queue or '-'}\n  reason {e.reason}"))
+        return
     table = Table(title=f"{len(entries)} dead letters", header_style="bold")
-    for column in ("id", "failed at (UTC)"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("task", overflow="fold", min_width=12)
-    for column in ("plugin", "queue"):
-        table.add_column(column, overflow="fold")
-    table.add_column("deliveries", justify="right")
-    table.add_column("reason", overflow="fold", min_width=24)
+    for column, width in widths.items():
+        table.add_column(column, no_wrap=column != "reason", min_width=width,
+                         justify="right" if column == "deliveries" else "left",
+                         overflow="fold" if column == "reason" else "ellipsis")
     for e in entries:
         table.add_row(e.id[:SHORT_ID], e.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
                       e.task or "-", e.plugin or "-", e.queue or "-", str(e.deliveries),

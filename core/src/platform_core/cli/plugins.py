@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from platform_core.cli.common import console, load_host
+from platform_core.cli.common import console, load_host, name_width
 from platform_core.errors import PlatformError
 
 KINDS = ("tasks", "queues", "routes", "beat_entries")
@@ -46,6 +46,20 @@ def _summary(host: Any) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row["name"])
 
 
+#: The narrowest the contributes column of ``plugins list`` gets before it becomes blocks.
+CONTRIBUTES_WIDTH = 12
+_ONE = {"tasks": "task", "queues": "queue", "routes": "route", "beat_entries": "beat entry"}
+
+
+def _contributes(row: dict[str, Any]) -> str:
+    """``3 tasks, 2 queues, 1 beat entry, settings``: the counts, then the other hooks."""
+    parts = [f"{row[kind]} {_ONE[kind] if row[kind] == 1 else kind.replace('_', ' ')}"
+             for kind in KINDS if row[kind]]
+    parts += [hook.removeprefix("register_").replace("_", " ") for hook in row["hooks"]
+              if hook.removeprefix("register_") not in KINDS]
+    return ", ".join(parts) or "-"
+
+
 def _load_quietly() -> Any:
     """The host, broken plugins left out (not logged: these commands show them); its
     warnings go to standard error."""
@@ -68,21 +82,35 @@ def plugins() -> None:
 def list_(as_json: bool) -> None:
     """The enabled plugins, whether each loaded, and what each contributes."""
     from rich.table import Table
+    from rich.text import Text
 
     host = _load_quietly()
     rows = _summary(host)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(header_style="bold")
-    for column in ("plugin", "distribution", "version", "status", "hooks", *KINDS):
-        table.add_column(column.replace("_", " "))
-    for row in rows:
-        status = "ok" if row["status"] == "ok" else "[bold red]BROKEN[/bold red]"
-        table.add_row(row["name"], row["distribution"], row["version"], status,
-                      ", ".join(row["hooks"]), *(str(row[k]) for k in KINDS))
+    # Names stay whole: what a plugin contributes wraps by words, and a terminal too
+    # narrow for the names gets one block per plugin instead of a table.
     out = console()
-    out.print(table)
+    widths = {column: name_width(column, (row[key] for row in rows))
+              for column, key in (("plugin", "name"), ("distribution", "distribution"),
+                                  ("version", "version"))}
+    widths.update(status=len("BROKEN"), contributes=CONTRIBUTES_WIDTH)
+    if sum(widths.values()) + 3 * len(widths) + 1 > out.width:
+        for row in rows:
+            status = "ok" if row["status"] == "ok" else "[bold red]BROKEN[/bold red]"
+            out.print(f"[bold]{row['name']}[/bold]  {row['distribution']} {row['version']}  "
+                      f"{status}", highlight=False)
+            out.print(Text(f"  {_contributes(row)}"))
+    else:
+        table = Table(header_style="bold")
+        for column, width in widths.items():
+            table.add_column(column, no_wrap=column != "contributes", min_width=width)
+        for row in rows:
+            status = "ok" if row["status"] == "ok" else "[bold red]BROKEN[/bold red]"
+            table.add_row(row["name"], row["distribution"], row["version"], status,
+                          _contributes(row))
+        out.print(table)
     for row in rows:
         for error in row["errors"]:
             out.print(f"broken: {error}", highlight=False, markup=False)
