@@ -44,3 +44,47 @@ def test_crontab_refuses_what_it_cannot_take(tmp_path: Path, source: str, error:
     result = mypy(tmp_path, f"from platform_sdk import Crontab\n\n{source}\n")
     assert result.returncode == 1
     assert error in result.stdout, result.stdout
+
+
+TASKS = """
+    from typing import Any
+    from platform_sdk import task
+
+    @task(name="acme.add")
+    def add(x: int, y: int = 0) -> int:
+        return x + y
+
+    @task(name="acme.count", bind=True)
+    def count(self: Any, total: int) -> str:
+        return str(total)
+"""
+
+
+def test_a_task_keeps_its_functions_signature(tmp_path: Path) -> None:
+    result = mypy(tmp_path, TASKS + """
+    add.delay(1, y=2)
+    add.s(1).apply_async()
+    add.si(2, 3)
+    total: int = add(1, 2)
+    count.delay(5)           # a bound task is sent without its `self`
+    text: str = count(5)
+    """)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("call", "error"), [
+    ('add.delay("1")', 'Argument 1 to "delay" of "Task" has incompatible type "str"; '
+                       'expected "int"'),
+    ("add.delay(1, z=2)", 'Unexpected keyword argument "z" for "delay" of "Task"'),
+    ("add.s()", 'Missing positional argument "x" in call to "s" of "Task"'),
+    ('add.si(1, "2")', 'Argument 2 to "si" of "Task" has incompatible type "str"; '
+                       'expected "int"'),
+    ("count.delay()", 'Missing positional argument "total" in call to "delay" of "Task"'),
+    ("wrong: str = add(1)", 'Incompatible types in assignment (expression has type "int", '
+                            'variable has type "str")'),
+])
+def test_a_wrong_call_of_a_task_fails_the_type_checker(tmp_path: Path, call: str,
+                                                      error: str) -> None:
+    result = mypy(tmp_path, TASKS + f"\n    {call}\n")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert error in result.stdout, result.stdout

@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    NoReturn,
+    ParamSpec,
+    TypeVar,
+    overload,
+)
 
 from . import hosting
 from .exceptions import HostNotAvailable
@@ -113,7 +123,7 @@ class Task(Generic[P, R]):
             return self.celery_task()(*args, **kwargs)  # type: ignore[no-any-return]
         return self.spec.fn(*args, **kwargs)  # type: ignore[no-any-return]
 
-    def delay(self, *args: Any, **kwargs: Any) -> celery.result.AsyncResult:
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> celery.result.AsyncResult:
         """Send the task with these arguments; ``apply_async(args, kwargs)``."""
         return self.celery_task().apply_async(args, kwargs)
 
@@ -144,11 +154,11 @@ class Task(Generic[P, R]):
         task = self.celery_task()
         return _bulk_sender(task.app, "send_many")(self.spec.name, calls, options, group=group)
 
-    def s(self, *args: Any, **kwargs: Any) -> celery.canvas.Signature:
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> celery.canvas.Signature:
         """A signature of the task with these arguments, for canvases."""
         return self.celery_task().s(*args, **kwargs)
 
-    def si(self, *args: Any, **kwargs: Any) -> celery.canvas.Signature:
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> celery.canvas.Signature:
         """An immutable signature: in a chain it does not receive the previous result."""
         return self.celery_task().si(*args, **kwargs)
 
@@ -203,7 +213,7 @@ def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 def task(
     *,
     name: str | None = None,
-    bind: bool = False,
+    bind: Literal[False] = False,
     queue: str | None = None,
     retry: str | RetryPolicy | None = None,
     time_limit: float | None = None,
@@ -214,6 +224,23 @@ def task(
     ignore_result: bool = False,
     **options: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    bind: Literal[True],
+    queue: str | None = None,
+    retry: str | RetryPolicy | None = None,
+    time_limit: float | None = None,
+    soft_time_limit: float | None = None,
+    rate_limit: str | None = None,
+    idempotent: bool = False,
+    acks_late: bool | None = None,
+    ignore_result: bool = False,
+    **options: Any,
+) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
 
 
 def task(

@@ -68,15 +68,18 @@ def read_stock_list(path: Path) -> list[dict[str, str]]:
 
 
 def _insert(engine: Engine) -> Any:
+    """The dialect's ``insert``, which has ``on_conflict_do_update``."""
     if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif engine.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise NotImplementedError(
-            f"quant supports SQLite and PostgreSQL, not {engine.dialect.name}"
-        )
-    return insert
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    if engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert
+    raise NotImplementedError(
+        f"quant supports SQLite and PostgreSQL, not {engine.dialect.name}"
+    )
 
 
 def upsert(engine: Engine, rows: Iterable[dict[str, str]]) -> dict[str, int]:
