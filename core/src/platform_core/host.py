@@ -24,7 +24,7 @@ from platform_core.errors import ConfigurationError
 from platform_core.loading.plugins import load
 from platform_core.loading.problems import BrokenPlugin
 from platform_core.loading.registry import PluginInfo, Registry
-from platform_core.settings import Settings, load_settings
+from platform_core.settings import SealedSettings, Settings, load_settings
 from platform_core.telemetry import log_privacy
 from platform_sdk import RetryPolicy, hosting
 
@@ -136,6 +136,8 @@ def start(
     home: str | None = None,
     plugin_settings: dict[str, dict[str, Any]] | None = None,
     eager: bool = False,
+    sealed: bool = False,
+    broker_url: str | None = None,
 ) -> None:
     """Entry point ``platform.host``: the SDK starts the host through it.
 
@@ -143,9 +145,12 @@ def start(
     from the environment (bound again if a test host was bound meanwhile). With
     arguments (``platform_sdk.testing``) a host of exactly those plugins, that home
     and plugin settings is bound instead, leaving the process's host alone; ``eager``
-    runs tasks in the calling process, as Celery's ``task_always_eager`` does.
+    runs tasks in the calling process, as Celery's ``task_always_eager`` does,
+    ``sealed`` reads no environment variable and no platform.toml, and ``broker_url``
+    replaces the configured broker.
     """
-    if plugins is None and home is None and plugin_settings is None and not eager:
+    if plugins is None and home is None and plugin_settings is None and not eager and \
+            not sealed and broker_url is None:
         host = current()
         hosting.bind(host.app, home=host.settings.resolved_home,
                      plugin_settings=host.plugin_settings)
@@ -153,7 +158,12 @@ def start(
     overrides: dict[str, Any] = {"plugin": plugin_settings or {}}
     if home is not None:
         overrides["home"] = Path(home)
-    settings = load_settings().model_copy(update=overrides)
+    if broker_url is not None:
+        overrides["broker_url"] = broker_url
+    if sealed:  # nothing from the environment or platform.toml: only what the test gave
+        settings: Settings = SealedSettings(**overrides)
+    else:
+        settings = load_settings().model_copy(update=overrides)
     build(settings, plugins=plugins, options=AppOptions(eager=eager))
 
 

@@ -185,6 +185,22 @@ def load_settings() -> Settings:
         raise ConfigurationError(problems) from None
 
 
+class SealedSettings(Settings):
+    """Settings from the given values only: no environment variable, no platform.toml
+    (a plugin's tests, where the shell must not change what the test set)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def plugin_env_prefix(plugin: str) -> str:
     return f"PLATFORM_{plugin.upper().replace('-', '_').replace('.', '_')}__"
 
@@ -194,6 +210,8 @@ def plugin_inputs(settings: Settings, plugin: str) -> list[tuple[str, Any, str]]
     the toml table first, then the environment variables, which win."""
     inputs = [(key, value, f"[plugin.{plugin}] {key} in platform.toml")
               for key, value in settings.plugin.get(plugin, {}).items()]
+    if isinstance(settings, SealedSettings):
+        return inputs
     prefix = plugin_env_prefix(plugin)
     for key, value in os.environ.items():
         if key.upper().startswith(prefix):

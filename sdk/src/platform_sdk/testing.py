@@ -31,6 +31,8 @@ def platform(
     home: str | Path,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     eager: bool = True,
+    sealed: bool | None = None,
+    broker_url: str | None = None,
 ) -> Iterator[Any]:
     """Start the host with only ``plugins`` and yield its Celery app.
 
@@ -39,6 +41,11 @@ def platform(
     :param settings: plugin settings by plugin name, as under ``[plugin.NAME]``.
     :param eager: run tasks in this process (default); with ``False`` tasks are sent
         to the configured broker for a real worker.
+    :param sealed: read no ``PLATFORM_*`` variable and no platform.toml, so the shell
+        cannot change what the test set (a ``PLATFORM_<PLUGIN>__FIELD`` variable would
+        otherwise beat ``settings``); default: sealed when ``eager``.
+    :param broker_url: the broker to send to (default: the configured one, or the
+        embedded broker under ``home`` when sealed).
     :raises platform_sdk.StartupError: the host refused to start these plugins.
     """
     if not plugins:
@@ -49,6 +56,8 @@ def platform(
         home=str(home),
         plugin_settings={k: dict(v) for k, v in (settings or {}).items()},
         eager=eager,
+        sealed=eager if sealed is None else sealed,
+        **({"broker_url": broker_url} if broker_url is not None else {}),
     )
     try:
         yield binding.app
