@@ -214,14 +214,17 @@ def test_inline_retry_policy(platform_env: PlatformEnv) -> None:
 
 def test_task_celery_options_win_over_the_policy(platform_env: PlatformEnv) -> None:
     platform_env.plugins.add("i", INLINE)
-    own = platform_env.set(PLATFORM_PLUGINS="i").host().app.tasks["i.own"]
+    host = platform_env.set(PLATFORM_PLUGINS="i").host()
+    own = host.app.tasks["i.own"]
     assert own.retry_policy_name == "network"
     assert own.max_retries == 1
     assert own.retry_backoff_max == 300
     assert own.rate_limit == "10/m"
     assert own.acks_late is True
     assert own.ignore_result is True
-    assert own.queue == "i"
+    # the queue is the task's route (Celery deprecates the task attribute)
+    assert host.app.conf.task_routes["i.own"] == {"queue": "i"}
+    assert not hasattr(own, "queue")
 
 
 # --- tuning precedence ----------------------------------------------------------------

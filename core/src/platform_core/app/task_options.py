@@ -28,7 +28,9 @@ def task_options(spec: TaskSpec, resolved: TaskPolicy) -> dict[str, Any]:
     }
     if errors:
         options["autoretry_for"] = errors
-    for key in ("time_limit", "soft_time_limit", "rate_limit", "queue"):
+    # A task's queue is its route (app.builder.task_routes); Celery deprecates the task
+    # attribute and warns wherever it is set.
+    for key in ("time_limit", "soft_time_limit", "rate_limit"):
         value = getattr(spec, key)
         if value is not None:
             options[key] = value

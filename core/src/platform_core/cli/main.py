@@ -26,9 +26,18 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from platform_core.cli import dlq, doctor, flower, inspect, plugins, tasks, worker
+    from platform_core.cli import (
+        dlq,
+        doctor,
+        flower,
+        inspect,
+        plugins,
+        scaffold,
+        tasks,
+        worker,
+    )
 
-    for module in (worker, plugins, tasks, inspect, dlq, doctor, flower):
+    for module in (worker, plugins, tasks, inspect, dlq, doctor, flower, scaffold):
         for command in module.COMMANDS:
             cli.add_command(command)
 
