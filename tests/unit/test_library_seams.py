@@ -281,6 +281,12 @@ SEAMS: tuple[Seam, ...] = (
          "instance attribute"),
     Seam(AMQP, "amqp.channel.Channel._on_basic_ack", "platform_core.app.bulk.writers", "text",
          ("self.events['basic_ack']",), mention="basic_ack"),
+    # --- celery: the embedded result store keeps a ready state against a late RETRY ------
+    Seam(CELERY, "celery.backends.base.BaseKeyValueStoreBackend._set_with_state",
+         "platform_core.broker.results", "method", ("self", "key", "value", "state")),
+    Seam(CELERY, "celery.backends.base.BaseKeyValueStoreBackend._store_result",
+         "platform_core.broker.results", "text", "self._set_with_state(",
+         mention="_set_with_state"),
     Seam(CELERY, "celery.utils.dispatch.signal.Signal.receivers",
          "platform_core.app.bulk.send", "instance attribute"),
     # --- kombu: holding long delays ---------------------------------------------------------

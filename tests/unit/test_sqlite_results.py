@@ -136,3 +136,46 @@ def test_processes_writing_at_once_lose_no_count_and_no_result(tmp_path: Path) -
     assert sorted(meta["result"] for _, meta in metas) == sorted(
         n for _ in range(workers) for n in range(rounds))
     assert app_for(path).AsyncResult("parent").result == "first"
+
+
+STATES = st.sampled_from([states.STARTED, states.RETRY, "PROGRESS", states.SUCCESS,
+                          states.FAILURE, states.REVOKED])
+
+
+def _store(backend: SQLiteBackend, task_id: str, state: str) -> None:
+    if state == states.FAILURE:
+        backend.mark_as_failure(task_id, ValueError("failed"))
+    elif state == states.REVOKED:
+        backend.mark_as_revoked(task_id)
+    elif state == states.RETRY:
+        backend.mark_as_retry(task_id, ValueError("again"))
+    elif state == states.SUCCESS:
+        backend.mark_as_done(task_id, 1)
+    else:
+        backend.store_result(task_id, {"progress": 1}, state)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=st.lists(STATES, min_size=1, max_size=6))
+def test_a_late_retry_never_replaces_a_final_state(app: Celery, writes: list[str]) -> None:
+    """Any order of writes, as a retried task and the attempt that retried it may store
+    them: a SUCCESS stays (Celery's rule), and a ready state is only replaced by another
+    ready state."""
+    task_id = uuid.uuid4().hex
+    expected = None
+    for state in writes:
+        _store(app.backend, task_id, state)
+        if expected == states.SUCCESS:
+            continue
+        if state in states.READY_STATES or expected not in states.READY_STATES:
+            expected = state
+    assert app.backend.get_task_meta(task_id, cache=False)["status"] == expected
+
+
+def test_the_retried_attempts_failure_survives_its_predecessors_retry(app: Celery) -> None:
+    """The order seen on a busy worker: the retry ran on the other pool process and failed
+    before the first attempt stored RETRY."""
+    task_id = uuid.uuid4().hex
+    app.backend.mark_as_failure(task_id, ValueError("bad input"))
+    app.backend.mark_as_retry(task_id, ValueError("bad input"))
+    assert app.AsyncResult(task_id).state == states.FAILURE

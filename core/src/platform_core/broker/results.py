@@ -13,6 +13,9 @@ reads and writes keys: one statement per stored state. It also counts chord part
 with ``incr``, so a chord's body starts when its last part ends, as on Redis, instead
 of through ``celery.chord_unlock`` polling the store.
 
+A stored SUCCESS, FAILURE or REVOKED is not replaced by a late RETRY or STARTED of an
+earlier attempt (see :meth:`SQLiteBackend._set_with_state`).
+
 Each process (and thread) opens its own connection; a forked pool process opens a new
 one. The file is in write-ahead-log mode with ``synchronous=NORMAL``: a commit is an
 append, a crashed process loses nothing, and a power cut at most the last commits.
@@ -30,6 +33,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from celery import states
 from celery.backends.base import KeyValueStoreBackend
 from celery.exceptions import ImproperlyConfigured
 
@@ -43,7 +47,14 @@ MGET_CHUNK = 500
 SWEEP_EVERY = 10_000
 
 _SCHEMA = (f"CREATE TABLE IF NOT EXISTS {TABLE} (key BLOB PRIMARY KEY, value BLOB NOT NULL, "
-           "expires REAL) WITHOUT ROWID")
+           "expires REAL, state TEXT) WITHOUT ROWID")
+_READY = ", ".join(f"'{state}'" for state in sorted(states.READY_STATES))
+#: A task's state; an earlier attempt's RETRY or STARTED never replaces a stored ready state.
+_SET_STATE = (f"INSERT INTO {TABLE} (key, value, expires, state) VALUES (?, ?, ?, ?) "
+              "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+              "expires = excluded.expires, state = excluded.state "
+              f"WHERE excluded.state IN ({_READY}) OR {TABLE}.state IS NULL "
+              f"OR {TABLE}.state NOT IN ({_READY})")
 _GET = f"SELECT value FROM {TABLE} WHERE key = ? AND (expires IS NULL OR expires > ?)"
 _SET = (f"INSERT INTO {TABLE} (key, value, expires) VALUES (?, ?, ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires")
@@ -123,12 +134,23 @@ class SQLiteBackend(KeyValueStoreBackend):  # type: ignore[misc]
         return [found.get(key) for key in wanted]
 
     def set(self, key: bytes, value: Any) -> None:
-        db = self._db
-        db.execute(_SET, (key, value, self._until(self.expires)))
+        self._db.execute(_SET, (key, value, self._until(self.expires)))
+        self._count_write()
+
+    def _count_write(self) -> None:
         local = self._local
         local.writes = getattr(local, "writes", 0) + 1
         if local.writes % SWEEP_EVERY == 0:
             self.cleanup()
+
+    def _set_with_state(self, key: bytes, value: Any, state: str) -> None:
+        """Store a task's state; a stored ready state (SUCCESS, FAILURE, REVOKED) is not
+        replaced by a state that is not. A task that retries with a short countdown can
+        run again, on another pool process, and end before the attempt that retried it
+        has stored RETRY: that late RETRY would replace the final FAILURE and leave
+        callers waiting for ever. (Celery itself keeps only a stored SUCCESS.)"""
+        self._db.execute(_SET_STATE, (key, value, self._until(self.expires), state))
+        self._count_write()
 
     def delete(self, key: bytes) -> None:
         self._db.execute(f"DELETE FROM {TABLE} WHERE key = ?", (key,))
