@@ -43,7 +43,27 @@ def inspect(what: str, timeout: float, destination: str | None) -> None:
             replies = {**(replies or {}), HELD: held}
     if not replies:
         raise PlatformError(silent)
-    click.echo(dumps(replies))
+    click.echo(dumps(without_arguments(replies)))
+
+
+def without_arguments(value: Any) -> Any:
+    """``value`` with the arguments of every task request in it replaced by their types
+    (as the platform's ``argsrepr`` shows them): workers report a request's arguments,
+    which may hold secrets, and nothing the platform prints shows them."""
+    from platform_core.app.arguments import shape
+
+    if isinstance(value, list):
+        return [without_arguments(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    found = {key: without_arguments(item) for key, item in value.items()}
+    if "id" in found and "args" in found and "kwargs" in found:
+        args, kwargs = found["args"], found["kwargs"]
+        if isinstance(args, (list, tuple)) and isinstance(kwargs, dict):
+            found["args"], found["kwargs"] = shape(args, kwargs)
+        else:  # a text another producer wrote (it may quote the values) or anything else
+            found["args"], found["kwargs"] = "(hidden)", "{hidden}"
+    return found
 
 
 #: The key under which ``platform inspect scheduled`` lists the delays no worker holds.
