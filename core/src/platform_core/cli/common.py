@@ -66,3 +66,10 @@ def name_width(header: str, values: Iterable[str]) -> int:
     """The width that keeps ``header`` and every one of ``values`` (names) whole in a table
     column, so a narrow terminal squeezes the other columns instead of cutting names."""
     return min(WHOLE_NAMES, max([len(header), *(len(v) for v in values)]))
+
+
+def table_fits(widths: Iterable[int], console_width: int) -> bool:
+    """Whether a bordered rich table with columns at least ``widths`` wide fits: each
+    column adds a border and a space either side."""
+    columns = list(widths)
+    return sum(columns) + 3 * len(columns) + 1 <= console_width

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from platform_core.cli.common import console, dumps, load_host, name_width
+from platform_core.cli.common import console, dumps, load_host, name_width, table_fits
 from platform_core.errors import PlatformError
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def list_(as_json: bool, task_name: str | None, plugin: str | None) -> None:
               **{column: name_width(column, (getattr(e, column) or "-" for e in entries))
                  for column in ("task", "plugin", "queue")},
               "deliveries": len("deliveries"), "reason": REASON_WIDTH}
-    if sum(widths.values()) + 3 * len(widths) + 1 > out.width:
+    if not table_fits(widths.values(), out.width):
         out.print(f"{len(entries)} dead letters", highlight=False)
         for e in entries:
             out.print(f"\n[bold]{e.id[:SHORT_ID]}[/bold]  failed at "

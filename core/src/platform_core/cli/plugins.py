@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from platform_core.cli.common import console, load_host, name_width
+from platform_core.cli.common import console, load_host, name_width, table_fits
 from platform_core.errors import PlatformError
 
 KINDS = ("tasks", "queues", "routes", "beat_entries")
@@ -96,7 +96,7 @@ def list_(as_json: bool) -> None:
               for column, key in (("plugin", "name"), ("distribution", "distribution"),
                                   ("version", "version"))}
     widths.update(status=len("BROKEN"), contributes=CONTRIBUTES_WIDTH)
-    if sum(widths.values()) + 3 * len(widths) + 1 > out.width:
+    if not table_fits(widths.values(), out.width):
         for row in rows:
             status = "ok" if row["status"] == "ok" else "[bold red]BROKEN[/bold red]"
             out.print(f"[bold]{row['name']}[/bold]  {row['distribution']} {row['version']}  "
