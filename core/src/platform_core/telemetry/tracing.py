@@ -182,15 +182,19 @@ def traced_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     except Reject:
         outcome = "REJECTED"
         raise
-    except BaseException as exc:
+    except Exception as exc:
         outcome = "FAILURE"
         if not isinstance(exc, task.throws or ()):
             _record_error(span, exc)
         raise
+    except BaseException:
+        outcome = ""  # the process is being ended (a hard time limit): the main process
+        raise         # records the attempt (record_lost_run), so this span is not ended
     finally:
-        span.set_attribute("celery.state", outcome)
         context_api.detach(token)
-        span.end()
+        if outcome:
+            span.set_attribute("celery.state", outcome)
+            span.end()
 
 
 class PlatformCeleryInstrumentor(CeleryInstrumentor):
