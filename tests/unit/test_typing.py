@@ -68,6 +68,10 @@ def test_a_task_keeps_its_functions_signature(tmp_path: Path) -> None:
     total: int = add(1, 2)
     count.delay(5)           # a bound task is sent without its `self`
     text: str = count(5)
+    value: int = add.delay(1, 2).get(timeout=10)
+    label: str = count.apply_async((5,), countdown=1).get()
+    state: str = add.AsyncResult("some-id").state
+    parent = add.delay(1).parent       # the rest of Celery's AsyncResult, untyped
     """)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -82,6 +86,11 @@ def test_a_task_keeps_its_functions_signature(tmp_path: Path) -> None:
     ("count.delay()", 'Missing positional argument "total" in call to "delay" of "Task"'),
     ("wrong: str = add(1)", 'Incompatible types in assignment (expression has type "int", '
                             'variable has type "str")'),
+    ("wrong: str = add.delay(1).get()", 'Incompatible types in assignment (expression has '
+                                        'type "int", variable has type "str")'),
+    ("wrong: int = count.AsyncResult('x').get()", 'Incompatible types in assignment '
+                                                  '(expression has type "str", variable has '
+                                                  'type "int")'),
 ])
 def test_a_wrong_call_of_a_task_fails_the_type_checker(tmp_path: Path, call: str,
                                                       error: str) -> None:

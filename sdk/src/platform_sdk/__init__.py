@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     )
     from .hookspecs import hookimpl
     from .models import BeatEntry, Crontab, Every, Queue, RetryPolicy, Route, Schedule, WorkerHints
+    from .results import TaskResult
     from .runtime import data_dir, settings
     from .tasks import Task, TaskSpec, send_many, task
 
@@ -43,6 +44,7 @@ __all__ = [
     "SoftTimeLimitExceeded",
     "StartupError",
     "Task",
+    "TaskResult",
     "TaskSpec",
     "WorkerHints",
     "data_dir",
@@ -60,6 +62,7 @@ _MODULE_OF = {
     **dict.fromkeys(("BeatEntry", "Crontab", "Every", "Queue", "RetryPolicy", "Route",
                      "Schedule", "WorkerHints"), "models"),
     **dict.fromkeys(("data_dir", "settings"), "runtime"),
+    "TaskResult": "results",
     **dict.fromkeys(("Task", "TaskSpec", "send_many", "task"), "tasks"),
 }
 

@@ -30,10 +30,10 @@ from typing import (
 from . import hosting
 from .exceptions import HostNotAvailable
 from .models import RetryPolicy
+from .results import TaskResult
 
 if TYPE_CHECKING:
     import celery.canvas
-    import celery.result
 
 __all__ = ["Call", "Task", "TaskSpec", "send_many", "task"]
 
@@ -123,18 +123,20 @@ class Task(Generic[P, R]):
             return self.celery_task()(*args, **kwargs)  # type: ignore[no-any-return]
         return self.spec.fn(*args, **kwargs)  # type: ignore[no-any-return]
 
-    def delay(self, *args: P.args, **kwargs: P.kwargs) -> celery.result.AsyncResult:
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
         """Send the task with these arguments; ``apply_async(args, kwargs)``."""
-        return self.celery_task().apply_async(args, kwargs)
+        result: TaskResult[R] = self.celery_task().apply_async(args, kwargs)
+        return result
 
     def apply_async(
         self,
         args: tuple[Any, ...] | list[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         **options: Any,
-    ) -> celery.result.AsyncResult:
+    ) -> TaskResult[R]:
         """Send the task; ``options`` are Celery's (``countdown``, ``eta``, ``expires``, ...)."""
-        return self.celery_task().apply_async(args, kwargs, **options)
+        result: TaskResult[R] = self.celery_task().apply_async(args, kwargs, **options)
+        return result
 
     def delay_many(self, calls: Iterable[Call], *, group: bool = False) -> Any:
         """Send one message per call; ``apply_many(calls)``."""
@@ -183,9 +185,10 @@ class Task(Generic[P, R]):
         """``it`` split into starmaps of ``n`` argument tuples each."""
         return self.celery_task().chunks(it, n)
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> celery.result.AsyncResult:
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> TaskResult[R]:
         """The result of an earlier run of this task, by its id."""
-        return self.celery_task().AsyncResult(task_id, **kwargs)
+        result: TaskResult[R] = self.celery_task().AsyncResult(task_id, **kwargs)
+        return result
 
     if not TYPE_CHECKING:  # type checkers report unknown attributes themselves
 
