@@ -29,6 +29,11 @@ ABACUS = """
         return sum(sum(part) for part in parts)
 
 
+    @task(name="abacus.divide", queue="abacus")
+    def divide(x: int, y: int) -> float:
+        return x / y
+
+
     @task(name="abacus.spread", queue="abacus", bind=True)
     def spread(self, n: int):
         # Replaced by a group: Celery adds `celery.accumulate` as the chord body.
@@ -37,7 +42,7 @@ ABACUS = """
 
     @hookimpl
     def register_tasks(register):
-        for t in (add, double, total, grand_total, spread):
+        for t in (add, double, total, grand_total, divide, spread):
             register(t)
 
 

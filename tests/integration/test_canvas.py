@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 import redis
 from celery import chain, chord, group
+from celery.exceptions import ChordError
 from celery.result import result_from_tuple
 
 from platform_core import host as host_module
 from platform_core.host import Host
 from tests.canvas_plugins import write_plugins
 from tests.conftest import REDIS_URL
-from tests.support import PlatformEnv, PluginFactory, redis_db_url
+from tests.support import PlatformEnv, PluginFactory, redis_db_url, wait_until
 
 WAIT = 30.0
 
@@ -115,6 +116,43 @@ def test_chain_across_two_plugins_with_chunks(producer: Host) -> None:
     # As in Celery, a chain that ends in chunks returns the chunks' group result.
     chunked = result_from_tuple(result.get(timeout=WAIT), producer.app)
     assert chunked.get(timeout=WAIT) == [[3], [7]]
+
+
+def test_a_failing_link_fails_the_chain_and_stops_it(producer: Host) -> None:
+    """The chain's result raises the failing link's error; the links after it never run
+    and are marked failed with that error."""
+    t = tasks(producer)
+    result = chain(t.add.s(1, 1), t.divide.s(0), t.double.s()).delay()
+    with pytest.raises(ZeroDivisionError):
+        result.get(timeout=WAIT)
+    assert result.state == "FAILURE"
+    assert result.parent.state == "FAILURE"
+    assert result.parent.parent.get(timeout=WAIT) == 2
+
+
+def test_a_failing_member_of_a_group(producer: Host) -> None:
+    t = tasks(producer)
+    result = group(t.divide.s(4, 2), t.divide.s(1, 0), t.divide.s(9, 3)).delay()
+    with pytest.raises(ZeroDivisionError):
+        result.get(timeout=WAIT)
+    values = result.get(timeout=WAIT, propagate=False)
+    assert values[0] == 2.0 and values[2] == 3.0
+    assert isinstance(values[1], ZeroDivisionError)
+    assert [r.state for r in result.results] == ["SUCCESS", "FAILURE", "SUCCESS"]
+
+
+def test_a_failing_header_fails_the_chord_and_names_the_part(producer: Host) -> None:
+    """`get()` raises the part's own error (Celery checks the header first); the body
+    never runs and is stored as a ChordError naming the failed part."""
+    t = tasks(producer)
+    result = chord([t.divide.s(4, 2), t.divide.s(1, 0)], t.total.s()).delay()
+    with pytest.raises(ZeroDivisionError):
+        result.get(timeout=WAIT)
+    wait_until(lambda: result.state != "PENDING", WAIT, "the chord body to be marked")
+    assert result.state == "FAILURE"
+    assert isinstance(result.info, ChordError)
+    failed = result.parent.results[1].id
+    assert str(result.info) == f"Dependency {failed} raised ZeroDivisionError('division by zero')"
 
 
 def test_chord_with_a_chain_body_on_the_embedded_broker(platform_env: PlatformEnv) -> None:

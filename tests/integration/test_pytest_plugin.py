@@ -29,10 +29,18 @@ def count(self, total: int) -> int:
         import time; time.sleep(0.3)
     return total
 
+@task(name="greet.shout", queue="greet")
+def shout(text: str) -> str:
+    return text.upper()
+
+@task(name="greet.join", queue="greet")
+def join(parts: list[str]) -> str:
+    return " ".join(parts)
+
 @hookimpl
 def register_tasks(register):
-    register(hello)
-    register(count)
+    for t in (hello, count, shout, join):
+        register(t)
 
 @hookimpl
 def register_queues(register):
@@ -45,8 +53,9 @@ def register_settings(register):
 
 TESTS = '''
 import pytest
-from platform_sdk import StartupError
-from {module} import count, hello
+from platform_sdk import InvalidTaskCall, StartupError
+from celery import chain, chord, group
+from {module} import count, hello, join, shout
 
 def test_eager_settings_given_by_the_test_win(platform_app):
     platform_app("greet", settings={{"greet": {{"greeting": "Hi"}}}})
@@ -61,6 +70,17 @@ def test_a_bad_setting_is_an_sdk_error(platform_app):
         platform_app("greet", settings={{"greet": {{"times": 0}}}})
     assert "setting `times`" in str(caught.value)
 
+def test_a_canvas_runs_eagerly(platform_app):
+    platform_app("greet")
+    assert chain(hello.s("Ada"), shout.s()).delay().get() == "HELLO, ADA!"
+    assert group(hello.s("Ada"), hello.s("Bob")).delay().get() == ["Hello, Ada!", "Hello, Bob!"]
+    assert chord([hello.s("Ada"), shout.s("b")], join.s()).delay().get() == "Hello, Ada! B"
+
+def test_a_failing_link_raises_its_error_eagerly(platform_app):
+    platform_app("greet")
+    with pytest.raises(InvalidTaskCall, match="total"):
+        chain(hello.s("Ada"), count.s()).delay().get()
+
 def test_a_real_worker_reports_progress_in_order(platform_worker):
     worker = platform_worker("greet", settings={{"greet": {{"greeting": "Salut"}}}})
     result = count.delay(3)
@@ -69,6 +89,7 @@ def test_a_real_worker_reports_progress_in_order(platform_worker):
     assert updates and updates[-1]["total"] == 3
     assert worker.wait(result) == 3
     assert worker.wait(hello.delay("Ada")) == "Salut, Ada!"
+    assert worker.wait(chord([hello.s("Ada"), shout.s("b")], join.s()).delay()) == "Salut, Ada! B"
     assert " ready." in worker.output()
 '''
 
@@ -85,4 +106,4 @@ def test_the_fixtures_as_a_plugin_author_uses_them(platform_env: PlatformEnv) ->
          str(tests)], env=env, capture_output=True, text=True, timeout=300,
         cwd=tests.parent)
     assert result.returncode == 0, output_of(result)
-    assert "4 passed" in result.stdout, result.stdout
+    assert "6 passed" in result.stdout, result.stdout
