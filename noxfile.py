@@ -11,7 +11,8 @@ nox.options.default_venv_backend = "venv"
 nox.options.error_on_missing_interpreters = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
-PACKAGES = ["-e", "sdk", "-e", "core", "-e", "plugins/admin", "-e", "plugins/quant[postgresql]"]
+PACKAGES = ["-e", "sdk", "-e", "core[web]", "-e", "plugins/admin",
+            "-e", "plugins/quant[postgresql]"]
 
 
 def install(session: nox.Session, *groups: str) -> None:

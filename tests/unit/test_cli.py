@@ -39,7 +39,7 @@ def test_help_lists_every_command(platform_env: PlatformEnv) -> None:
     assert result.stdout.startswith("Usage: platform [OPTIONS] COMMAND [ARGS]...")
     commands = result.stdout.split("Commands:", 1)[1]
     listed = [line.split()[0] for line in commands.strip().splitlines()]
-    assert listed == ["beat", "dlq", "doctor", "flower", "inspect", "new", "plugins", "queues",
+    assert listed == ["api", "beat", "dlq", "doctor", "flower", "inspect", "new", "plugins", "queues",
                       "result", "send", "worker"]
     assert "--debug" in result.stdout
 

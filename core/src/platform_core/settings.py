@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -111,8 +111,19 @@ class Settings(BaseSettings):
     metrics_address: str = Field(
         default="127.0.0.1:9464", description="host:port of the Prometheus endpoint."
     )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys of the HTTP task API: `KEY[:SCOPE,...]` separated by spaces; "
+        "scopes read, submit, revoke (unset: read,submit).",
+    )
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to call the HTTP API from a browser."
+    )
+    api_tracebacks: bool = Field(
+        default=False, description="The HTTP API shows a failed task's traceback."
+    )
 
-    @field_validator("plugins", "disabled_plugins", mode="before")
+    @field_validator("plugins", "disabled_plugins", "api_cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_names(value)

@@ -73,6 +73,7 @@ class TaskSpec:
     rate_limit: str | None = None
     idempotent: bool = False
     ignore_result: bool = False
+    api: bool = True
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -225,6 +226,7 @@ def task(
     idempotent: bool = False,
     acks_late: bool | None = None,
     ignore_result: bool = False,
+    api: bool = True,
     **options: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -242,6 +244,7 @@ def task(
     idempotent: bool = False,
     acks_late: bool | None = None,
     ignore_result: bool = False,
+    api: bool = True,
     **options: Any,
 ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
 
@@ -260,6 +263,7 @@ def task(
     idempotent: bool = False,
     acks_late: bool | None = None,
     ignore_result: bool = False,
+    api: bool = True,
     **options: Any,
 ) -> Any:
     """Declare a task. Register it with the host from the ``register_tasks`` hook.
@@ -278,6 +282,8 @@ def task(
         after the run (acks-late) and redelivered if the worker dies. ``acks_late``
         is accepted as an alias.
     :param ignore_result: do not store the return value.
+    :param api: offered by the platform's HTTP task API (``platform api``); ``False``
+        keeps it off the API, for tasks only other tasks or beat entries send.
     :param options: other Celery task options the host allows (``max_retries``,
         ``default_retry_delay``, ``autoretry_for``, ``priority``, ...); they win over
         the retry policy.
@@ -303,6 +309,7 @@ def task(
             rate_limit=rate_limit,
             idempotent=idempotent,
             ignore_result=ignore_result,
+            api=api,
             options=dict(options),
         )
         return Task(spec)

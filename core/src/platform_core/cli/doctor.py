@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,30 +17,10 @@ STYLE = {"error": "bold red", "warning": "bold yellow", "info": "green"}
 LABEL = {"error": "error", "warning": "warning", "info": "ok"}
 
 
-def _queue_rows(host: Host, report: Diagnosis) -> list[dict[str, Any]]:
-    if report.live is None:
-        return []
-    declared = host.registry.queue_map()
-    rows = []
-    for queue, waiting in report.live.depths.items():
-        owner = declared.get(queue)
-        rows.append({
-            "name": queue,
-            "plugin": owner.plugin.name if owner else None,
-            "waiting": waiting,
-            "consumers": report.live.consumers(queue),
-        })
-    return rows
-
-
 def as_json(host: Host, report: Diagnosis, task_id: str | None) -> str:
-    data: dict[str, Any] = {
-        "healthy": report.healthy,
-        "broker": report.broker,
-        "workers": report.live.workers if report.live else None,
-        "queues": _queue_rows(host, report),
-        "findings": [f.as_dict() for f in report.findings],
-    }
+    from platform_core.ops.diagnosis import report_data
+
+    data = report_data(host, report)
     if task_id is not None:
         data["task_id"] = task_id
     return json.dumps(data, indent=2)
@@ -50,8 +30,10 @@ def show(host: Host, report: Diagnosis) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from platform_core.ops.diagnosis import report_data
+
     out = console()
-    rows = _queue_rows(host, report)
+    rows = report_data(host, report)["queues"]
     if rows:
         table = Table(title="queues", header_style="bold")
         for column in ("queue", "plugin", "waiting", "consumed by"):

@@ -14,9 +14,7 @@ credentials is refused, whichever source asked for it.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +23,7 @@ import click
 
 from platform_core.cli.common import load_host
 from platform_core.errors import PlatformError
+from platform_core.web.addresses import bound_addresses, is_loopback, strip_brackets
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 AUTH_ENV = "PLATFORM_FLOWER_BASIC_AUTH"
@@ -33,30 +32,6 @@ OWN = {"address", "port", "basic_auth"}
 DEFAULT = "Flower's default"
 FIX = f"set --basic-auth USER:PASS or {AUTH_ENV}"
 EXAMPLE_PROVIDER = "flower.views.auth.GoogleAuth2LoginHandler"
-
-
-def _strip_brackets(address: str) -> str:
-    return address[1:-1] if address.startswith("[") and address.endswith("]") else address
-
-
-def bound_addresses(address: str) -> list[str]:
-    """The addresses Flower listens on for ``address``, resolved as Tornado binds them
-    ("" is every address)."""
-    family = socket.AF_UNSPEC if socket.has_ipv6 else socket.AF_INET
-    try:
-        infos = socket.getaddrinfo(address or None, 0, family, socket.SOCK_STREAM, 0,
-                                   socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError, ValueError) as exc:
-        raise PlatformError(f"--address {address} cannot be resolved ({exc}); "
-                            "give an IP address or a known host name") from None
-    return sorted({str(info[4][0]) for info in infos})
-
-
-def is_loopback(address: str) -> bool:
-    """Whether every address Flower would listen on for ``address`` is a loopback one."""
-    found = bound_addresses(_strip_brackets(address))
-    return bool(found) and all(ipaddress.ip_address(a.partition("%")[0]).is_loopback
-                               for a in found)
 
 
 def _entry_problem(number: int, entry: str) -> str | None:
@@ -308,7 +283,7 @@ def flower(address: str, port: int, basic_auth: str | None, no_auth: bool,
     if basic_auth is not None and no_auth:
         raise PlatformError("--no-auth and --basic-auth contradict each other; pick one")
     auth = check_basic_auth(basic_auth) if basic_auth is not None else []
-    address = _strip_brackets(address)
+    address = strip_brackets(address)
     args = [f"--address={address}", f"--port={port}"]
     if auth:
         args.append(f"--basic-auth={','.join(auth)}")

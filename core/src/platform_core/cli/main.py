@@ -27,6 +27,7 @@ def cli(debug: bool) -> None:
 
 def _register() -> None:
     from platform_core.cli import (
+        api,
         dlq,
         doctor,
         flower,
@@ -37,7 +38,7 @@ def _register() -> None:
         worker,
     )
 
-    for module in (worker, plugins, tasks, inspect, dlq, doctor, flower, scaffold):
+    for module in (worker, plugins, tasks, inspect, dlq, doctor, flower, api, scaffold):
         for command in module.COMMANDS:
             cli.add_command(command)
 

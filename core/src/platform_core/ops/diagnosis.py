@@ -369,3 +369,21 @@ def diagnose(host: Host, timeout: float) -> Diagnosis:
         report.findings += check_unregistered(host, live)
         report.findings += check_beat(host, view)
     return report
+
+
+def report_data(host: Host, report: Diagnosis) -> dict[str, Any]:
+    """The report as data: what `platform doctor --json` prints and `/health` returns."""
+    queues = []
+    if report.live is not None:
+        declared = host.registry.queue_map()
+        for queue, waiting in report.live.depths.items():
+            owner = declared.get(queue)
+            queues.append({"name": queue, "plugin": owner.plugin.name if owner else None,
+                           "waiting": waiting, "consumers": report.live.consumers(queue)})
+    return {
+        "healthy": report.healthy,
+        "broker": report.broker,
+        "workers": report.live.workers if report.live else None,
+        "queues": queues,
+        "findings": [f.as_dict() for f in report.findings],
+    }
