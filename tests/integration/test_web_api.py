@@ -290,6 +290,7 @@ def test_unknown_and_hidden_tasks_are_404(api: Api) -> None:
             assert response.status_code == 404
             assert f"no task `{name}`" in response.json()["detail"]
         schema = client.get("/openapi.json").json()
+        assert client.get("/docs").status_code == 200
     assert "/tasks/webby.internal" not in schema["paths"]
     operation = schema["paths"]["/tasks/quant.process_data"]["post"]
     kwargs = operation["requestBody"]["content"]["application/json"]["schema"]["properties"][

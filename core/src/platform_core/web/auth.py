@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from platform_core.host import Host
 
 COOKIE = "platform_api_key"
+# The ways a request may carry its key, as /openapi.json documents them.
+BEARER = HTTPBearer(auto_error=False, description="An API key of PLATFORM_API_KEYS.")
+HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
+COOKIE_KEY = APIKeyCookie(name=COOKIE, auto_error=False,
+                          description="Set by the live page; accepted for reads only.")
 
 
 class Authenticator:
@@ -24,14 +29,10 @@ class Authenticator:
         self.keys = keys  # None: no authentication (loopback with --no-auth, or the app's own)
 
     def need(self, scope: str) -> Any:
-        bearer = HTTPBearer(auto_error=False, description="An API key of PLATFORM_API_KEYS.")
-        header = APIKeyHeader(name="X-API-Key", auto_error=False)
-        cookie = APIKeyCookie(name=COOKIE, auto_error=False)
-
         def check(request: Request,
-                  token: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-                  key: Annotated[str | None, Security(header)],
-                  from_cookie: Annotated[str | None, Security(cookie)]) -> None:
+                  token: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+                  key: Annotated[str | None, Security(HEADER)],
+                  from_cookie: Annotated[str | None, Security(COOKIE_KEY)]) -> None:
             if self.keys is None:
                 return
             presented = (token.credentials if token else None) or key

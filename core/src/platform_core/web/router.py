@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("platform.api")
 
+STATUS_ROUTE = "platform_task_status"
 ENVELOPE_BYTES = 4096  # what a submit's body may add to its arguments (options, keys)
 MANY_FACTOR = 16  # a bulk submit may be this many payload limits, as the receive path allows
 
@@ -186,8 +187,9 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
     router = TaskRouter(prefix=prefix, route_class=_Logged)
     router.authenticator, router.submitted = guard, submitted
 
-    def location(task_id: str) -> str:
-        return f"{prefix}/tasks/{task_id}"
+    def location(request: Request, task_id: str) -> str:
+        """The status route's path, wherever the application mounted the router."""
+        return request.url_for(STATUS_ROUTE, task_id=task_id).path
 
     def send(name: str, options: Options) -> dict[str, Any]:
         task = host.app.tasks[name]
@@ -204,7 +206,7 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
                 raise _unavailable(exc) from None
             raise
         submitted.add(result.id, name)
-        return {"id": result.id, "task": name, "status": location(result.id)}
+        return {"id": result.id, "task": name}
 
     def submitter(name: str) -> Callable[..., Awaitable[Response]]:
         async def submit(request: Request) -> Response:
@@ -213,6 +215,7 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
             except ValidationError as exc:
                 raise _validation(exc) from None
             sent = await run_in_threadpool(send, name, options)
+            sent["status"] = location(request, sent["id"])
             return JSONResponse(sent, 202, headers={"Location": sent["status"]})
         return submit
 
@@ -239,7 +242,7 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
             for result in results:
                 submitted.add(result.id, name)
             return JSONResponse({"task": name, "ids": [r.id for r in results],
-                                 "status": [location(r.id) for r in results]}, 202)
+                                 "status": [location(request, r.id) for r in results]}, 202)
         return submit_many
 
     for name, contribution in sorted(offered.items()):
@@ -277,18 +280,18 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
                     look_further=look_further)
 
     @router.get("/tasks/{task_id}", summary="A task's state, progress, result or error",
-                tags=["tasks"], dependencies=[guard.need("read")])
+                name=STATUS_ROUTE, tags=["tasks"], dependencies=[guard.need("read")])
     async def task_status(task_id: str) -> dict[str, Any]:
         return await run_in_threadpool(status_of, task_id)
 
     @router.delete("/tasks/{task_id}", summary="Revoke a task", status_code=202,
                    tags=["tasks"], dependencies=[guard.need("revoke")])
-    async def revoke(task_id: str, terminate: bool = False) -> dict[str, Any]:
+    async def revoke(task_id: str, request: Request, terminate: bool = False) -> dict[str, Any]:
         def do() -> None:
             host.app.control.revoke(task_id, terminate=terminate)
         await run_in_threadpool(do)
         return {"id": task_id, "revoked": True, "terminate": terminate,
-                "status": location(task_id)}
+                "status": location(request, task_id)}
 
     async def finished(task_id: str, request: Request) -> None:
         """A client that saw the final event is told to stop reconnecting (HTTP 204)."""
