@@ -4,7 +4,7 @@ On a Redis result store every stored state is also published on the task's key
 (Celery's Redis backend does it for ``AsyncResult.get``); one subscriber thread per
 process holds one pub/sub connection for every open stream and wakes the streams whose
 task changed. Other stores have no push, so their streams read the state every
-``poll`` seconds. Either way each stream reads the stored state again every
+``poll`` seconds (0.1 s). Either way each stream reads the stored state again every
 ``recheck`` seconds, so a missed message (a reconnect of the pub/sub connection) delays
 an update but never loses the end of a task.
 """
@@ -118,7 +118,7 @@ def subscriber_for(host: Host) -> Subscriber | None:
 
 
 async def changes(read: Callable[[], dict[str, Any]], *, host: Host, task_id: str,
-                  last_event_id: str | None, poll: float = 0.25,
+                  last_event_id: str | None, poll: float = 0.1,
                   recheck: float = 2.0) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """``(event id, status)`` each time the task's status changes, until it is ready.
 
@@ -133,10 +133,10 @@ async def changes(read: Callable[[], dict[str, Any]], *, host: Host, task_id: st
         loop.call_soon_threadsafe(changed.set)
 
     channel = ""
+    subscribed: threading.Event | None = None
     if subscriber is not None:
         channel = host.app.backend.get_key_for_task(task_id).decode()
-        ready = subscriber.subscribe(channel, wake)
-        await anyio.to_thread.run_sync(ready.wait, 5.0)
+        subscribed = subscriber.subscribe(channel, wake)
     interval = recheck if subscriber is not None else poll
     last = last_event_id
     try:
@@ -149,6 +149,12 @@ async def changes(read: Callable[[], dict[str, Any]], *, host: Host, task_id: st
                 yield current, status
             if status["ready"]:
                 return
+            if subscribed is not None:
+                # The first state is sent at once; once the subscription is in place the
+                # state is read again, so nothing stored in between is missed.
+                await anyio.to_thread.run_sync(subscribed.wait, 5.0)
+                subscribed = None
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), interval)
     finally:
