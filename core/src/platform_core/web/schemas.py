@@ -33,7 +33,7 @@ def _inline(schema: Any, defs: dict[str, Any], seen: frozenset[str] = frozenset(
         name = ref.removeprefix("#/$defs/")
         if name in seen or name not in defs:
             return {"type": "object", "title": name}
-        rest = {k: v for k, v in schema.items() if k != "$ref"}
+        rest = {k: v for k, v in schema.items() if k not in ("$ref", "$defs")}
         return {**_inline(defs[name], defs, seen | {name}), **rest}
     return {k: _inline(v, defs, seen) for k, v in schema.items() if k != "$defs"}
 
