@@ -250,3 +250,24 @@ def test_the_event_loop_takes_a_message_as_soon_as_the_prefetch_window_opens(
         received[1].ack()
         hub.close()
     assert conn.transport._on_tick not in hub.on_tick
+
+
+@pytest.mark.parametrize("url", ["filesystem://", "redis://127.0.0.1:1/0",
+                                 "amqp://guest:guest@127.0.0.1:1//"])
+def test_producers_publish_through_the_guarded_transport(url: str, tmp_path: Path) -> None:
+    """Celery's producers take connections from a kombu pool, which builds its own; each
+    must carry the guarded transport (for the embedded broker: files written atomically).
+    Nothing connects: a transport is built without reaching the broker."""
+    from celery import Celery
+
+    from platform_core.app.platform_celery import PlatformCelery
+    from platform_core.worker.receive.transports import GUARDED
+
+    app: Celery = PlatformCelery("seam", broker=url, set_as_current=False)
+    app.conf.broker_transport_options = {"data_folder_in": str(tmp_path),
+                                         "data_folder_out": str(tmp_path)}
+    with app.producer_or_acquire() as producer:
+        transport = type(producer.connection.transport)
+    assert transport in GUARDED.values(), transport
+    with app.pool.acquire() as connection:
+        assert type(connection.transport) in GUARDED.values()

@@ -25,7 +25,7 @@ from queue import Empty
 from typing import Any
 
 from celery.app.amqp import AMQP
-from kombu.connection import Connection
+from kombu.connection import Connection, ConnectionPool, PooledConnection
 from kombu.transport import filesystem, pyamqp, redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
@@ -197,6 +197,27 @@ class GuardedConnection(Connection):
     def get_transport_cls(self) -> Any:
         cls = super().get_transport_cls()  # type: ignore[no-untyped-call]
         return GUARDED.get(cls, cls)
+
+    def Pool(self, limit: int | None = None, **kwargs: Any) -> GuardedConnectionPool:
+        """The pool Celery's producers take connections from (``app.pool``)."""
+        return GuardedConnectionPool(self, limit=limit, **kwargs)  # type: ignore[no-untyped-call]
+
+
+class GuardedPooledConnection(PooledConnection, GuardedConnection):
+    """A pool's connection, with the guarded transports.
+
+    kombu's pool builds its connections as :class:`~kombu.connection.PooledConnection`
+    whatever the class of the connection it was made from, so without this every
+    producer (``delay()``, ``apply_async``, retries, beat) would publish through the
+    plain transport: on the embedded broker, a message file written in place, which a
+    worker polling at that moment reads half-written.
+    """
+
+
+class GuardedConnectionPool(ConnectionPool):
+    def new(self) -> GuardedPooledConnection:
+        info = dict(self.connection._info(resolve=False))
+        return GuardedPooledConnection(self, **info)  # type: ignore[no-untyped-call]
 
 
 class GuardedAMQP(AMQP):  # type: ignore[misc]
