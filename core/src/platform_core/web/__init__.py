@@ -9,7 +9,9 @@ if TYPE_CHECKING:
     from platform_core.web.router import platform_router
     from platform_core.web.server import create_app
 
-__all__ = ["create_app", "platform_router"]
+from platform_core.web.status import STATUS_ROUTE
+
+__all__ = ["STATUS_ROUTE", "create_app", "platform_router"]
 
 
 def __getattr__(name: str) -> Any:

@@ -24,8 +24,9 @@ from starlette.concurrency import run_in_threadpool
 from platform_core.redaction import scrub
 from platform_core.web.auth import Authenticator, authenticator
 from platform_core.web.events import changes
+from platform_core.web.keys import SCOPES
 from platform_core.web.schemas import body_schema, many_schema
-from platform_core.web.status import Submitted, event_id, read
+from platform_core.web.status import STATUS_ROUTE, Submitted, event_id, read
 from platform_sdk.exceptions import InvalidTaskCall, PayloadTooLarge
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("platform.api")
 
-STATUS_ROUTE = "platform_task_status"
 ENVELOPE_BYTES = 4096  # what a submit's body may add to its arguments (options, keys)
 MANY_FACTOR = 16  # a bulk submit may be this many payload limits, as the receive path allows
 
@@ -159,10 +159,17 @@ def api_tasks(host: Host) -> dict[str, Any]:
 
 
 class TaskRouter(APIRouter):
-    """The API's router, with what the standalone server's page needs of it."""
+    """The API's router. ``requires(scope)`` puts an application's own routes behind the
+    same keys: ``@app.post("/reports", dependencies=[router.requires("submit")])``."""
 
     authenticator: Authenticator
     submitted: Submitted
+
+    def requires(self, scope: str) -> Any:
+        """A dependency: a key of ``PLATFORM_API_KEYS`` with ``scope`` (read, submit, revoke)."""
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
+        return self.authenticator.need(scope)
 
 
 def platform_router(host: Host | None = None, *, auth: bool = True,

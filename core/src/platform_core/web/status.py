@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from platform_core.host import Host
 
+#: The name of the status route, for ``request.url_for(STATUS_ROUTE, task_id=...)``.
+STATUS_ROUTE = "platform_task_status"
 READY = frozenset({"SUCCESS", "FAILURE", "REVOKED"})  # celery.states.READY_STATES
 
 
