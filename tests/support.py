@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import signal
 import socket
@@ -12,8 +13,10 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +210,36 @@ def output_of(result: subprocess.CompletedProcess[str]) -> str:
 
 
 __all__ = ["PlatformEnv", "PluginFactory", "Process", "output_of", "pytest", "wait_until"]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a server the test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sse_events(response: Any) -> Iterator[dict[str, Any]]:
+    """The Server-Sent Events of a streamed httpx response, as ``{"event", "id", "data"}``
+    with ``data`` decoded from JSON (comment lines, such as keep-alive pings, dropped)."""
+    event: dict[str, Any] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in event:
+                event["data"] = json.loads(event["data"])
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            event[field] = value.removeprefix(" ")
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 Message accepted for delivery"

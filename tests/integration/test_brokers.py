@@ -24,7 +24,7 @@ import pytest
 from kombu import Connection
 
 from platform_core.beat import locks as beatlock
-from tests.support import PlatformEnv, output_of, wait_until
+from tests.support import PlatformEnv, free_port, output_of, wait_until
 
 PROBE = '''
 import os, time
@@ -72,12 +72,6 @@ def register_beat_entries(register):
     register(BeatEntry(name="{name}.hourly", task="{name}.add", schedule=Every(seconds=3600),
                        args=(1, 2)))
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -4,16 +4,12 @@ SMTP server, and httpx for the application's own routes and the router it mounts
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +17,21 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.support import PlatformEnv, PluginFactory, Process, wait_until
+from tests.support import (
+    Inbox,
+    PlatformEnv,
+    PluginFactory,
+    Process,
+    free_port,
+    sse_events,
+    wait_until,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi-app"
 WAIT = 60.0
 CHUNKS = 4
 SENDER = "welcome@webapp.test"
 RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -115,20 +104,6 @@ def webapp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebApp]:
         smtp.stop()
 
 
-def events(response: httpx.Response) -> Iterator[dict[str, Any]]:
-    """The SSE events of a streamed response, as {"event", "id", "data"} (comments dropped)."""
-    event: dict[str, Any] = {}
-    for line in response.iter_lines():
-        if not line:
-            if "data" in event:
-                event["data"] = json.loads(event["data"])
-                yield event
-            event = {}
-        elif not line.startswith(":"):
-            field, _, value = line.partition(":")
-            event[field] = value.removeprefix(" ")
-
-
 def final(app: WebApp, status_path: str) -> dict[str, Any]:
     with app.client(app.reader) as client:
         return wait_until(lambda: (s := client.get(status_path).json())["ready"] and s,
@@ -151,7 +126,7 @@ def test_a_report_sent_by_the_app_is_followed_through_the_mounted_router(
             client.stream("GET", sent["events"]) as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
-        seen = [e["data"] for e in events(stream)]
+        seen = [e["data"] for e in sse_events(stream)]
     progress = [s["progress"]["progress"] for s in seen if s["state"] == "PROGRESS"]
     assert progress and progress == sorted(set(progress)), seen
     assert all(s["progress"]["total"] == CHUNKS for s in seen if s["state"] == "PROGRESS")

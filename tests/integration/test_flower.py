@@ -23,13 +23,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.support import PlatformEnv, Process, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support import PlatformEnv, Process, free_port, wait_until
 
 
 def fetch(port: int, path: str = "/", auth: str | None = None) -> tuple[int, bytes]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 
 import pytest
 
 from tests.otlp import Receiver
-from tests.support import PlatformEnv, output_of, wait_until
+from tests.support import PlatformEnv, free_port, output_of, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -70,12 +69,6 @@ def test_worker_exports_task_metrics_over_otlp(measured: PlatformEnv, otlp: Rece
     assert latest("platform.queue.depth", queue="measured") == 0
     with otlp.lock:
         assert not [s for s in otlp.spans], "tracing is off: no spans"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_worker_serves_prometheus_metrics(measured: PlatformEnv) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,15 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from tests.conftest import REDIS_URL
-from tests.support import PlatformEnv, PluginFactory, Process, redis_db_url, wait_until
+from tests.support import (
+    PlatformEnv,
+    PluginFactory,
+    Process,
+    free_port,
+    redis_db_url,
+    sse_events,
+    wait_until,
+)
 
 WAIT = 60.0
 CHUNKS = 4
@@ -53,12 +60,6 @@ WEBBY = """
     def register_queues(register):
         register(Queue(name="webby"))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -123,20 +124,6 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         env.close()
 
 
-def events(response: httpx.Response) -> Iterator[dict[str, Any]]:
-    """The SSE events of a streamed response, as {"event", "id", "data"} (comments dropped)."""
-    event: dict[str, Any] = {}
-    for line in response.iter_lines():
-        if not line:
-            if "data" in event:
-                event["data"] = json.loads(event["data"])
-                yield event
-            event = {}
-        elif not line.startswith(":"):
-            field, _, value = line.partition(":")
-            event[field] = value.removeprefix(" ")
-
-
 def submit(api: Api, task: str, body: dict[str, Any]) -> str:
     with api.client(api.submitter) as client:
         response = client.post(f"/tasks/{task}", json=body)
@@ -170,7 +157,7 @@ def test_progress_streams_event_by_event(api: Api) -> None:
             client.stream("GET", f"/tasks/{task_id}/events") as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        seen = list(events(response))
+        seen = list(sse_events(response))
     assert all(e["event"] == "status" and e["id"] for e in seen)
     states = [e["data"]["state"] for e in seen]
     assert states[-1] == "SUCCESS" and seen[-1]["data"]["result"]["data_id"] == 7
@@ -187,10 +174,10 @@ def test_a_stream_resumes_after_the_last_event_seen(api: Api) -> None:
     task_id = submit(api, "quant.process_data", {"kwargs": {"data_id": 8}})
     with api.client(api.reader) as client:
         with client.stream("GET", f"/tasks/{task_id}/events") as response:
-            first = next(e for e in events(response) if e["data"]["state"] == "PROGRESS")
+            first = next(e for e in sse_events(response) if e["data"]["state"] == "PROGRESS")
         with client.stream("GET", f"/tasks/{task_id}/events",
                            headers={"Last-Event-ID": first["id"]}) as response:
-            rest = list(events(response))
+            rest = list(sse_events(response))
         assert first["id"] not in [e["id"] for e in rest]
         assert rest and rest[-1]["data"]["state"] == "SUCCESS"
         done = client.get(f"/tasks/{task_id}/events", headers={"Last-Event-ID": rest[-1]["id"]})
