@@ -6,7 +6,8 @@ no-op bench task. Rounds alternate between the sides:
 - ``delay``: this process enqueues with ``noop.delay()`` in a loop;
 - ``api``: this process POSTs ``/tasks/bench.noop`` in a loop over one keep-alive
   connection (httpx), each answered 202 after the broker took the message;
-- ``api x4``: four threads POST at once, each over its own connection.
+- ``api x4``: four threads POST at once, each over its own connection;
+- ``api many``: ``POST /tasks/bench.noop/many`` with 100 calls per request (the bulk path).
 
 It reports submits per second and the ratio to ``delay``. Then, for ``--samples`` tasks,
 the time from the submit's 202 to the first Server-Sent Event, and to the first event
@@ -136,6 +137,17 @@ def by_api(url: str, n: int, threads: int = 1) -> float:
     return share * threads / (time.perf_counter() - started)
 
 
+def by_api_many(url: str, n: int, per_request: int = 100) -> float:
+    body = {"calls": [{} for _ in range(per_request)]}
+    with httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=30) as client:
+        started = time.perf_counter()
+        for _ in range(n // per_request):
+            response = client.post("/tasks/bench.noop/many", json=body)
+            if response.status_code != 202:
+                raise SystemExit(f"submit answered {response.status_code}: {response.text}")
+        return (n // per_request) * per_request / (time.perf_counter() - started)
+
+
 def latencies(url: str, samples: int) -> dict[str, float]:
     first, worker = [], []
     with httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=30) as client:
@@ -175,11 +187,13 @@ def main() -> None:
         (root / "redis").mkdir()
         with Stack(env, root / "redis") as stack:
             task = producer(env)
-            sides: dict[str, list[float]] = {"delay": [], "api": [], "api x4": []}
+            sides: dict[str, list[float]] = {"delay": [], "api": [], "api x4": [],
+                                             "api many": []}
             for _ in range(options.rounds):
                 sides["delay"].append(by_delay(task, options.tasks))
                 sides["api"].append(by_api(stack.url, options.tasks))
                 sides["api x4"].append(by_api(stack.url, options.tasks, threads=4))
+                sides["api many"].append(by_api_many(stack.url, options.tasks * 10))
             medians = {side: statistics.median(rates) for side, rates in sides.items()}
             report["submit_per_s"] = medians
             report["ratio_to_delay"] = {side: rate / medians["delay"]
@@ -193,6 +207,7 @@ def main() -> None:
     print(f"submits/s, {options.tasks} tasks, median of {options.rounds} rounds (Redis):")
     for side, rate in report["submit_per_s"].items():
         print(f"  {side:8} {rate:8.0f}/s   {report['ratio_to_delay'][side]:.2f}x delay()")
+    print("  (api many: 100 calls per request, 10x the tasks)")
     for broker in ("redis", "embedded"):
         found = report[broker]
         print(f"{broker}: submit -> first SSE event {found['first_event_ms']:.1f} ms, "

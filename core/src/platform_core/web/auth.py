@@ -29,10 +29,10 @@ class Authenticator:
         self.keys = keys  # None: no authentication (loopback with --no-auth, or the app's own)
 
     def need(self, scope: str) -> Any:
-        def check(request: Request,
-                  token: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
-                  key: Annotated[str | None, Security(HEADER)],
-                  from_cookie: Annotated[str | None, Security(COOKIE_KEY)]) -> None:
+        async def check(request: Request,
+                        token: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+                        key: Annotated[str | None, Security(HEADER)],
+                        from_cookie: Annotated[str | None, Security(COOKIE_KEY)]) -> None:
             if self.keys is None:
                 return
             presented = (token.credentials if token else None) or key

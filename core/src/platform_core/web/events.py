@@ -40,6 +40,7 @@ class Subscriber:
         self._changes: list[tuple[str, str, threading.Event]] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._pending = threading.Event()  # a subscribe or unsubscribe waits to be applied
 
     def subscribe(self, channel: str, wake: Wake) -> threading.Event:
         """Call ``wake`` (from the subscriber's thread) whenever ``channel`` has a message;
@@ -48,6 +49,7 @@ class Subscriber:
         with self._lock:
             self._waiters.setdefault(channel, set()).add(wake)
             self._changes.append(("subscribe", channel, done))
+            self._pending.set()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="platform-api-pubsub",
                                                 daemon=True)
@@ -62,13 +64,16 @@ class Subscriber:
                 if not waiters:
                     del self._waiters[channel]
                     self._changes.append(("unsubscribe", channel, threading.Event()))
+                    self._pending.set()
 
     def close(self) -> None:
         self._stop.set()
+        self._pending.set()
 
     def _apply(self, pubsub: Any) -> None:
         with self._lock:
             changes, self._changes = self._changes, []
+            self._pending.clear()
         for verb, channel, done in changes:
             getattr(pubsub, verb)(channel)
             done.set()
@@ -84,9 +89,10 @@ class Subscriber:
                 while not self._stop.is_set():
                     self._apply(pubsub)
                     if not pubsub.subscribed:
-                        self._stop.wait(0.05)
+                        self._pending.wait()  # nothing to read until a stream subscribes
                         continue
-                    message = pubsub.get_message(timeout=0.05)
+                    # short, so a new stream's subscription waits at most this long
+                    message = pubsub.get_message(timeout=0.01)
                     if message and message.get("type") == "message":
                         channel = message["channel"]
                         channel = channel.decode() if isinstance(channel, bytes) else channel
