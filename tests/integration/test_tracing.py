@@ -259,6 +259,8 @@ def test_each_beat_dispatch_is_a_root_span_named_after_its_entry(
     spans = otlp.snapshot()
     for root in roots:
         assert root.parent_id == "" and root.attributes["platform.beat.entry"] == "traced.tick"
+        assert root.attributes["platform.plugin"] == "traced"
+        assert root.attributes["platform.queue"] == "traced"
     runs = [s for s in spans if s.name == "run/traced.add"]
     publishes = by_id([s for s in spans if s.name == "apply_async/traced.add"])
     traced_runs = [r for r in runs if r.parent_id in publishes
