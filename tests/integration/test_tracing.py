@@ -138,6 +138,8 @@ def test_producer_and_run_spans_form_one_trace_with_platform_attributes(
     assert run.attributes["celery.state"] == "SUCCESS"
     assert run.attributes["celery.action"] == "run"
     assert "@" in run.attributes["celery.hostname"]
+    assert 0 <= run.attributes["platform.task.queue_wait_ms"] < 60_000
+    assert "platform.task.queue_wait_ms" not in producer.attributes
     custom = otlp.wait_for(lambda spans: [s for s in spans if s.name == "traced.compute"],
                            "the plugin's own span")[0]
     assert custom.parent_id == run.span_id and custom.trace_id == run.trace_id

@@ -5,8 +5,11 @@ Task arguments and results are never recorded: they may hold secrets.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
+
+from platform_core.telemetry.headers import eta_timestamp, sent_at
 
 PLUGIN = "platform.plugin"
 QUEUE = "platform.queue"
@@ -15,6 +18,7 @@ TASK_ID = "platform.task.id"
 ATTEMPT = "platform.task.attempt"
 REQUEUED = "platform.task.requeued"
 BEAT_ENTRY = "platform.beat.entry"
+QUEUE_WAIT = "platform.task.queue_wait_ms"
 DESTINATION = "messaging.destination.name"
 MESSAGE_ID = "messaging.message.id"
 SYSTEM = "messaging.system"
@@ -50,7 +54,20 @@ def run(task: Any, request: Any, queues: Mapping[str, str]) -> dict[str, Any]:
     queue = queue_of(_get(request, "delivery_info"), queues)
     if queue:
         found[QUEUE] = found[DESTINATION] = queue
+    wait = queue_wait_ms(request)
+    if wait is not None:
+        found[QUEUE_WAIT] = wait
     return found
+
+
+def queue_wait_ms(request: Any) -> float | None:
+    """How long the message waited for a worker: from when it was sent, or from its ETA
+    if it had one, to now (the run starting); None if the producer stamped no time."""
+    sent = sent_at(request)
+    if sent is None:
+        return None
+    ready = max(sent, eta_timestamp(_get(request, "eta")) or sent)
+    return round(max(0.0, time.time() - ready) * 1000, 3)
 
 
 def publish(
