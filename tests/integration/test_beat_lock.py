@@ -163,3 +163,31 @@ def test_holder_names_the_running_beat_until_it_exits_cleanly(
     assert beat.stop() == 0
     assert "released the beat lock" in beat.output()
     assert beatlock.holder(app) is None  # released at exit, not left to expire
+
+
+def test_a_holder_whose_key_expires_mid_acquire_is_not_reported_unknown(
+    platform_env: PlatformEnv, redis_url: str
+) -> None:
+    """The holder's key can expire between a standby's SET NX and its read: the standby
+    then takes the free lock (or names the new holder), never an `unknown` one."""
+    from platform_core.beat.redis_lock import RedisLock
+
+    platform_env.set(PLATFORM_BROKER_URL=redis_url)
+    app = platform_env.host().app
+    holder, standby = RedisLock(app, timeout=30), RedisLock(app, timeout=30)
+    holder.identity, standby.identity = "holder:1", "standby:2"
+    assert holder.acquire() == (True, None)
+    real = standby._run
+
+    def expiring(what: str, fn: object) -> object:
+        if what == "read":  # the holder's key expires just before the standby reads it
+            holder._redis().delete(holder.key)
+        return real(what, fn)
+
+    standby._run = expiring  # type: ignore[method-assign]
+    try:
+        assert standby.acquire() == (True, None)
+        assert beatlock.holder(app) == "standby:2"
+    finally:
+        standby.release()
+        holder.close()

@@ -82,14 +82,20 @@ class RedisLock(BeatLock):
     def acquire(self) -> tuple[bool, str | None]:
         ttl = int(self.timeout * 1000)
         try:
-            if self._run("take", lambda r: r.set(self.key, self.identity, nx=True, px=ttl)):
-                return True, None
-            if self._run("renew", lambda r: r.eval(_RENEW, 1, self.key, self.identity, ttl)):
-                return True, None
-            value = self._run("read", lambda r: r.get(self.key))
+            # Twice: a holder's key that expires between the take and the read leaves
+            # nothing to read, and is free to take.
+            for _ in range(2):
+                if self._run("take", lambda r: r.set(self.key, self.identity, nx=True, px=ttl)):
+                    return True, None
+                if self._run("renew",
+                             lambda r: r.eval(_RENEW, 1, self.key, self.identity, ttl)):
+                    return True, None
+                value = self._run("read", lambda r: r.get(self.key))
+                if value:
+                    return False, value.decode()
         except _Unreachable:
             return False, None
-        return False, value.decode() if value else UNKNOWN
+        return False, UNKNOWN
 
     def renew(self) -> bool:
         ttl = int(self.timeout * 1000)
