@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,6 @@ class Subscriber:
         self._waiters: dict[str, set[Wake]] = {}
         self._changes: list[tuple[str, str, threading.Event]] = []
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._pending = threading.Event()  # a subscribe or unsubscribe waits to be applied
 
     def subscribe(self, channel: str, wake: Wake) -> threading.Event:
@@ -66,10 +66,6 @@ class Subscriber:
                     self._changes.append(("unsubscribe", channel, threading.Event()))
                     self._pending.set()
 
-    def close(self) -> None:
-        self._stop.set()
-        self._pending.set()
-
     def _apply(self, pubsub: Any) -> None:
         with self._lock:
             changes, self._changes = self._changes, []
@@ -79,14 +75,14 @@ class Subscriber:
             done.set()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 with self._lock:  # after a reconnect: every channel still wanted
                     wanted = list(self._waiters)
                 if wanted:
                     pubsub.subscribe(*wanted)
-                while not self._stop.is_set():
+                while True:
                     self._apply(pubsub)
                     if not pubsub.subscribed:
                         self._pending.wait()  # nothing to read until a stream subscribes
@@ -103,27 +99,24 @@ class Subscriber:
             except Exception as exc:  # noqa: BLE001 - reconnect; the streams recheck meanwhile
                 logger.warning("task event subscription lost (%s: %s); reconnecting",
                                type(exc).__name__, exc)
-                self._stop.wait(1.0)
+                time.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
                     pubsub.close()
 
 
 def subscriber_for(host: Host) -> Subscriber | None:
-    """The pub/sub subscriber of the host's result store, or None where it has no push."""
+    """A pub/sub subscriber of the host's result store, or None where it has no push."""
     backend = host.app.backend
     client = getattr(backend, "client", None)
     if client is None or not callable(getattr(client, "pubsub", None)) \
             or not hasattr(backend, "get_key_for_task"):
         return None
-    existing: Subscriber | None = getattr(backend, "_platform_api_subscriber", None)
-    if existing is None:
-        existing = Subscriber(client)
-        backend._platform_api_subscriber = existing
-    return existing
+    return Subscriber(client)
 
 
-async def changes(read: Callable[[], dict[str, Any]], *, host: Host, task_id: str,
+async def changes(read: Callable[[], dict[str, Any]], *, host: Host,
+                  subscriber: Subscriber | None, task_id: str,
                   last_event_id: str | None, poll: float = 0.1,
                   recheck: float = 2.0) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """``(event id, status)`` each time the task's status changes, until it is ready.
@@ -131,7 +124,6 @@ async def changes(read: Callable[[], dict[str, Any]], *, host: Host, task_id: st
     A status whose id is ``last_event_id`` (the client saw it before reconnecting) is
     not sent again.
     """
-    subscriber = subscriber_for(host)
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
 

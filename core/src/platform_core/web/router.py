@@ -7,10 +7,11 @@ is the result store's state, with the platform's delay and dead-letter stores.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +24,11 @@ from starlette.concurrency import run_in_threadpool
 
 from platform_core.redaction import scrub
 from platform_core.web.auth import Authenticator, authenticator
-from platform_core.web.events import changes
+from platform_core.web.events import changes, subscriber_for
+from platform_core.web.health import add_health_routes
 from platform_core.web.keys import SCOPES
 from platform_core.web.schemas import body_schema, many_schema
-from platform_core.web.status import STATUS_ROUTE, Submitted, event_id, read
+from platform_core.web.status import STATUS_ROUTE, Place, Submitted, event_id, read
 from platform_sdk.exceptions import InvalidTaskCall, PayloadTooLarge
 
 if TYPE_CHECKING:
@@ -38,13 +40,11 @@ ENVELOPE_BYTES = 4096  # what a submit's body may add to its arguments (options,
 MANY_FACTOR = 16  # a bulk submit may be this many payload limits, as the receive path allows
 
 
-class Options(BaseModel):
-    """What ``apply_async`` takes from a request, besides the arguments."""
+class SendOptions(BaseModel):
+    """The ``apply_async`` options a request may give."""
 
     model_config = ConfigDict(extra="forbid")
 
-    args: list[Any] = Field(default_factory=list)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
     countdown: float | None = Field(default=None, ge=0)
     eta: datetime | None = None
     priority: int | None = Field(default=None, ge=0, le=255)
@@ -54,13 +54,23 @@ class Options(BaseModel):
                                   ("priority", self.priority)) if v is not None}
 
 
-class Many(BaseModel):
+class Call(BaseModel):
+    """One call's arguments."""
+
     model_config = ConfigDict(extra="forbid")
 
-    calls: list[dict[str, Any]] = Field(min_length=1)
-    countdown: float | None = Field(default=None, ge=0)
-    eta: datetime | None = None
-    priority: int | None = Field(default=None, ge=0, le=255)
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Options(Call, SendOptions):
+    """A submit's body: the arguments and the options."""
+
+
+class Many(SendOptions):
+    """A bulk submit's body: the calls, and the options they share."""
+
+    calls: list[Call] = Field(min_length=1)
 
 
 class Problem(Exception):
@@ -127,16 +137,16 @@ def _validation(exc: ValidationError) -> Problem:
 
 
 async def _body(request: Request, limit: int) -> Any:
+    too_large = Problem(413, f"the request body is larger than {limit} bytes "
+                             "(max_payload_bytes and the request's envelope)")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Problem(413, f"the request body is larger than {limit} bytes "
-                           "(max_payload_bytes and the request's envelope)")
+        raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise Problem(413, f"the request body is larger than {limit} bytes "
-                               "(max_payload_bytes and the request's envelope)")
+            raise too_large
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw:
@@ -148,9 +158,21 @@ async def _body(request: Request, limit: int) -> Any:
                              "type": "json_invalid"}]) from None
 
 
-def _unavailable(exc: Exception) -> Problem:
-    return Problem(503, f"the broker did not take the task ({type(exc).__name__}: "
-                        f"{scrub(str(exc))}); nothing was sent: try again")
+@contextlib.contextmanager
+def _sending() -> Iterator[None]:
+    """A send's errors as responses: 413, 422, or 503 when the broker did not take it."""
+    try:
+        yield
+    except PayloadTooLarge as exc:
+        raise Problem(413, str(exc)) from None
+    except InvalidTaskCall as exc:
+        raise _invalid(exc) from None
+    except Exception as exc:
+        if isinstance(exc, ConnectionError | OSError | TimeoutError) or \
+                type(exc).__module__.startswith(("kombu", "redis", "amqp")):
+            raise Problem(503, f"the broker did not take the task ({type(exc).__name__}: "
+                               f"{scrub(str(exc))}); nothing was sent: try again") from None
+        raise
 
 
 def api_tasks(host: Host) -> dict[str, Any]:
@@ -188,9 +210,12 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
     show_tracebacks = host.settings.api_tracebacks if tracebacks is None else tracebacks
     limit = host.settings.max_payload_bytes + ENVELOPE_BYTES
     submitted = Submitted()
+    places = {c.item.name: Place(c.plugin.name, host.queue_of(c.item.name))
+              for c in host.registry.tasks}
     offered = api_tasks(host)
-    calls = getattr(host.app, "enqueue_checks", None)
-    specs = calls.calls if calls is not None else {}
+    checks = host.app.enqueue_checks
+    specs = checks.calls if checks is not None else {}
+    subscriber = subscriber_for(host)
     router = TaskRouter(prefix=prefix, route_class=_Logged)
     router.authenticator, router.submitted = guard, submitted
 
@@ -199,19 +224,9 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
         return request.url_for(STATUS_ROUTE, task_id=task_id).path
 
     def send(name: str, options: Options) -> dict[str, Any]:
-        task = host.app.tasks[name]
-        try:
-            result = task.apply_async(options.args, options.kwargs, **options.send_options())
-        except PayloadTooLarge as exc:
-            raise Problem(413, str(exc)) from None
-        except InvalidTaskCall as exc:
-            raise _invalid(exc) from None
-        except (ConnectionError, OSError, TimeoutError) as exc:
-            raise _unavailable(exc) from None
-        except Exception as exc:
-            if type(exc).__module__.startswith(("kombu", "redis", "amqp")):
-                raise _unavailable(exc) from None
-            raise
+        with _sending():
+            result = host.app.tasks[name].apply_async(options.args, options.kwargs,
+                                                      **options.send_options())
         submitted.add(result.id, name)
         return {"id": result.id, "task": name}
 
@@ -230,20 +245,13 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
         async def submit_many(request: Request) -> Response:
             try:
                 many = Many.model_validate(await _body(request, limit * MANY_FACTOR))
-                items = [Options.model_validate(call) for call in many.calls]
             except ValidationError as exc:
                 raise _validation(exc) from None
-            shared = Options(countdown=many.countdown, eta=many.eta, priority=many.priority)
 
             def send_all() -> list[Any]:
-                task = host.app.tasks[name]
-                try:
-                    return list(task.app.send_many(name, [(o.args, o.kwargs) for o in items],
-                                                   shared.send_options()))
-                except PayloadTooLarge as exc:
-                    raise Problem(413, str(exc)) from None
-                except InvalidTaskCall as exc:
-                    raise _invalid(exc) from None
+                with _sending():
+                    return list(host.app.send_many(
+                        name, [(c.args, c.kwargs) for c in many.calls], many.send_options()))
 
             results = await run_in_threadpool(send_all)
             for result in results:
@@ -255,13 +263,12 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
     for name, contribution in sorted(offered.items()):
         spec = specs.get(name)
         doc = (contribution.item.spec.fn.__doc__ or "").strip()
-        summary = f"Submit {name}"
         described = (f"{doc}\n\n" if doc else "") + (
             f"Provided by plugin `{contribution.plugin.name}` "
             f"({contribution.plugin.distribution}); sent to queue `{host.queue_of(name)}`.")
         router.add_api_route(
             f"/tasks/{name}", submitter(name), methods=["POST"], status_code=202,
-            summary=summary, description=described, tags=[contribution.plugin.name],
+            summary=f"Submit {name}", description=described, tags=[contribution.plugin.name],
             operation_id=f"submit_{name}", dependencies=[guard.need("submit")],
             openapi_extra={"requestBody": {"required": False, "content": {
                 "application/json": {"schema": body_schema(spec)}}}},
@@ -283,8 +290,8 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
                            f"{', '.join(sorted(offered)) or 'none'} (see /openapi.json)")
 
     def status_of(task_id: str, look_further: bool = True) -> dict[str, Any]:
-        return read(host, task_id, submitted=submitted, tracebacks=show_tracebacks,
-                    look_further=look_further)
+        return read(host, task_id, submitted=submitted, places=places,
+                    tracebacks=show_tracebacks, look_further=look_further)
 
     @router.get("/tasks/{task_id}", summary="A task's state, progress, result or error",
                 name=STATUS_ROUTE, tags=["tasks"], dependencies=[guard.need("read")])
@@ -322,11 +329,9 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
                 looked[0] = now
             return status_of(task_id, look_further=further)
 
-        async for ident, status in changes(current, host=host, task_id=task_id,
-                                           last_event_id=last):
+        async for ident, status in changes(current, host=host, subscriber=subscriber,
+                                           task_id=task_id, last_event_id=last):
             yield ServerSentEvent(data=status, event="status", id=ident, retry=2000)
-
-    from platform_core.web.health import add_health_routes
 
     add_health_routes(router, host, guard, offered)
     return router

@@ -14,7 +14,7 @@ import json
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from platform_core.host import Host
@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 #: The name of the status route, for ``request.url_for(STATUS_ROUTE, task_id=...)``.
 STATUS_ROUTE = "platform_task_status"
 READY = frozenset({"SUCCESS", "FAILURE", "REVOKED"})  # celery.states.READY_STATES
+
+
+class Place(NamedTuple):
+    """Where a registered task comes from and goes to."""
+
+    plugin: str
+    queue: str
 
 
 class Submitted:
@@ -48,19 +55,21 @@ def _iso(timestamp: float) -> str:
 
 
 def _error(info: Any, traceback: str | None, tracebacks: bool) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": type(info).__name__, "message": str(info)}
     if isinstance(info, dict):  # a result store that kept the error as data
         error = {"type": str(info.get("exc_type", "Exception")),
                  "message": str(info.get("exc_message", ""))}
+    else:
+        error = {"type": type(info).__name__, "message": str(info)}
     if tracebacks and traceback:
         error["traceback"] = traceback
     return error
 
 
-def read(host: Host, task_id: str, *, submitted: Submitted, tracebacks: bool = False,
-         look_further: bool = True) -> dict[str, Any]:
-    """The task's status; ``look_further`` also searches the delay and dead-letter stores
-    for a PENDING task (slower: each store is read)."""
+def read(host: Host, task_id: str, *, submitted: Submitted, places: dict[str, Place],
+         tracebacks: bool = False, look_further: bool = True) -> dict[str, Any]:
+    """The task's status; ``places`` are the registered tasks' plugins and queues, and
+    ``look_further`` also searches the delay and dead-letter stores for a PENDING task
+    (slower: each store is read)."""
     meta = host.app.backend.get_task_meta(task_id)
     state = str(meta.get("status") or "PENDING")
     info = meta.get("result")
@@ -75,7 +84,8 @@ def read(host: Host, task_id: str, *, submitted: Submitted, tracebacks: bool = F
         status["progress"] = info  # PROGRESS or another state the task reported
     elif state == "PENDING" and look_further:
         _look_further(host, task_id, status)
-    _name_it(host, status)
+    place = places.get(status["task"] or "")
+    status["plugin"], status["queue"] = place if place else (None, None)
     return status
 
 
@@ -89,13 +99,6 @@ def _look_further(host: Host, task_id: str, status: dict[str, Any]) -> None:
     elif letter is not None:
         status.update(state="DEAD_LETTERED", ready=True, task=status["task"] or letter.task,
                       dead_letter={"id": letter.id, "reason": letter.reason})
-
-
-def _name_it(host: Host, status: dict[str, Any]) -> None:
-    name = status["task"]
-    contribution = host.registry.task_map().get(name) if name else None
-    status["plugin"] = contribution.plugin.name if contribution else None
-    status["queue"] = host.queue_of(name) if contribution and name else None
 
 
 def event_id(status: dict[str, Any]) -> str:
