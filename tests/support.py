@@ -219,6 +219,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_serving(url: str, process: Process, what: str,
+                       timeout: float = READY_TIMEOUT) -> None:
+    """Until ``GET url`` answers 200; ``process`` exiting first fails with its output."""
+    import httpx
+
+    def answers() -> bool:
+        if not process.alive():
+            raise AssertionError(f"{what} exited:\n{process.output()[-3000:]}")
+        try:
+            return httpx.get(url, timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(answers, timeout, f"{what} to answer")
+
+
 def sse_events(response: Any) -> Iterator[dict[str, Any]]:
     """The Server-Sent Events of a streamed httpx response, as ``{"event", "id", "data"}``
     with ``data`` decoded from JSON (comment lines, such as keep-alive pings, dropped)."""

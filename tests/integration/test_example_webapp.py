@@ -25,6 +25,7 @@ from tests.support import (
     free_port,
     sse_events,
     wait_until,
+    wait_until_serving,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi-app"
@@ -67,14 +68,7 @@ def serve_example(env: PlatformEnv) -> tuple[str, Process]:
         return int(found.group(1)) if found else None
 
     url = f"http://127.0.0.1:{wait_until(port, WAIT, 'uvicorn to serve the example app')}"
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"{url}/openapi.json", timeout=5).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(answers, WAIT, "the example app to answer")
+    wait_until_serving(f"{url}/openapi.json", process, "the example app", WAIT)
     return url, process
 
 

@@ -25,6 +25,7 @@ from tests.support import (
     redis_db_url,
     sse_events,
     wait_until,
+    wait_until_serving,
 )
 
 WAIT = 60.0
@@ -81,16 +82,7 @@ def start_api(env: PlatformEnv, *args: str) -> tuple[str, Process]:
     port = free_port()
     process = env.spawn("api", "--port", str(port), *args, name="api")
     url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if not process.alive():
-            raise AssertionError(f"platform api exited:\n{process.output()[-3000:]}")
-        try:
-            return httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(answers, WAIT, "platform api to answer")
+    wait_until_serving(f"{url}/openapi.json", process, "platform api", WAIT)
     return url, process
 
 
