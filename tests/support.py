@@ -29,8 +29,13 @@ READY_TIMEOUT = 60.0
 
 
 def redis_db_url(base: str, worker_id: str) -> str:
-    """Database 1 + the xdist worker's index: parallel test processes never share one."""
+    """Database 1 + the xdist worker's index: parallel test processes never share one.
+
+    ``PLATFORM_TEST_REDIS_DB_OFFSET`` shifts the range, so two test sessions on one
+    Redis server can run side by side.
+    """
     index = int(worker_id[2:]) + 2 if worker_id.startswith("gw") else 1
+    index += int(os.environ.get("PLATFORM_TEST_REDIS_DB_OFFSET", "0"))
     return f"{base.rstrip('/')}/{index % 16}"
 
 
