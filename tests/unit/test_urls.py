@@ -60,18 +60,28 @@ def test_any_text_is_classified_without_raising(url: str) -> None:
         assert kind(url) == "redis" or scheme(url) == "unix"
 
 
-def test_the_store_follows_a_redis_broker_but_not_sentinel() -> None:
+def test_the_store_follows_a_redis_broker_sentinel_too() -> None:
     assert locate(Settings(broker_url="redis://h:6379/4")).url == "redis://h:6379/4"
-    sentinel = locate(Settings(broker_url="sentinel://s1:26379",
+    sentinel = locate(Settings(broker_url="sentinel://s1:26379;sentinel://s2:26379",
+                               redis_master_name="main",
                                result_backend="db+postgresql://db/r"))
-    assert (sentinel.url, sentinel.source) == ("postgresql://db/r", "default: the result backend")
+    assert (sentinel.url, sentinel.source) == ("sentinel://s1:26379;sentinel://s2:26379",
+                                               "default: the broker's Redis")
 
 
-def test_a_sentinel_dead_letter_url_is_refused_at_start(platform_env: PlatformEnv) -> None:
+def test_a_sentinel_url_without_a_master_name_is_refused_at_start(
+        platform_env: PlatformEnv) -> None:
     env = platform_env.set(PLATFORM_DEAD_LETTER_URL="sentinel://:pw@s1:26379/0")
     with pytest.raises(ConfigurationError) as caught:
         env.host(bind=False)
     (problem,) = caught.value.problems
     assert problem.startswith("setting `dead_letter_url` (sentinel://:***@s1:26379/0) names "
-                              "Redis through Sentinel, which the store cannot open")
+                              "Redis Sentinel but no master name is set; set "
+                              "PLATFORM_REDIS_MASTER_NAME")
     assert "pw" not in problem
+
+
+def test_a_sentinel_url_with_a_master_name_starts(platform_env: PlatformEnv) -> None:
+    env = platform_env.set(PLATFORM_DEAD_LETTER_URL="sentinel://:pw@s1:26379/0",
+                           PLATFORM_REDIS_MASTER_NAME="main")
+    env.host(bind=False)

@@ -13,6 +13,8 @@ logger = logging.getLogger("platform.beat")
 
 LOCK_KEY = "platform:beat:lock"
 STATE_KEY = "platform:beat:schedule"  # hash: entry name -> its run state (JSON)
+_SOCKET_OPTIONS = ("socket_timeout", "socket_connect_timeout", "socket_keepalive",
+                   "health_check_interval")
 
 # Redis scripts: each acts only while the caller's value is still in the lock key.
 _RENEW = """
@@ -44,7 +46,6 @@ class RedisLock(BeatLock):
         prefix = options.get("global_keyprefix", "")
         self.key = prefix + self.named(LOCK_KEY, ":")
         self.state_key = prefix + STATE_KEY
-        self._connection: Any = None
         self._client: Any = None
 
     @property
@@ -57,18 +58,25 @@ class RedisLock(BeatLock):
 
     def _redis(self) -> Any:
         if self._client is None:
-            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
 
-            # kombu's pool carries the broker's TLS, password and socket options.
-            self._connection = self.app.connection_for_write(transport_options={"max_retries": 0})
-            self._client = redis.Redis(connection_pool=self._connection.default_channel.pool)
+            from platform_core.stores.redis_client import redis_client
+
+            conf = self.app.conf
+            options = conf.broker_transport_options or {}
+            # The broker's socket options; no retry inside a call: the beat tries again
+            # at its next tick, and (Sentinel) asks the sentinels for the master then.
+            socket = {k: options[k] for k in _SOCKET_OPTIONS if options.get(k) is not None}
+            self._client = redis_client(conf.broker_url, options.get("master_name"),
+                                        retry=Retry(NoBackoff(), 0), **socket)
         return self._client
 
     def _reset(self) -> None:
-        if self._connection is not None:
+        if self._client is not None:
             with contextlib.suppress(Exception):
-                self._connection.release()
-        self._connection = self._client = None
+                self._client.close()
+        self._client = None
 
     def _run(self, what: str, fn: Any) -> Any:
         try:

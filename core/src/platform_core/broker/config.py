@@ -35,7 +35,7 @@ def broker_config(settings: Settings) -> dict[str, Any]:
         }
     if settings.result_backend:
         backend = settings.result_backend.get_secret_value()
-    elif scheme(broker) in PLAIN_REDIS:
+    elif scheme(broker) in PLAIN_REDIS or scheme(broker) == "sentinel":
         backend = broker
     else:
         home.mkdir(parents=True, exist_ok=True)

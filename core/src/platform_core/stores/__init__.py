@@ -1,11 +1,11 @@
 """Where dead letters, delivery counts and held (long-delayed) messages are kept.
 
 - ``dead_letter_url`` set: that URL, Redis (``redis://``, ``rediss://``, ``unix://``,
-  ``redis+socket://``) or any SQLAlchemy URL;
-- a Redis broker (not Sentinel): the broker's Redis server and database;
+  ``redis+socket://``, ``sentinel://``) or any SQLAlchemy URL;
+- a Redis broker (Sentinel too): the broker's Redis server and database;
 - the embedded broker: SQLite ``$PLATFORM_HOME/reliability.sqlite3``;
-- another broker (RabbitMQ, Sentinel): the result backend if it is Redis or
-  ``db+...``, else SQLite under home.
+- another broker (RabbitMQ): the result backend if it is Redis or ``db+...``, else
+  SQLite under home.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from platform_core.urls import database_url, redis_client_url
+from platform_core.urls import database_url, redis_client_url, scheme
 
 if TYPE_CHECKING:
     from platform_core.settings import Settings
@@ -46,11 +46,11 @@ def locate(settings: Settings) -> Location:
     sqlite = f"sqlite:///{settings.resolved_home / SQLITE_FILE}"
     if not settings.broker_url:
         return Location(sqlite, "default: SQLite under home")
-    broker = redis_client_url(settings.broker_url.get_secret_value())
+    broker = redis_url(settings.broker_url.get_secret_value())
     if broker:
         return Location(broker, "default: the broker's Redis")
     backend = settings.result_backend.get_secret_value() if settings.result_backend else ""
-    if redis_client_url(backend):
+    if redis_url(backend):
         return Location(backend, "default: the result backend")
     database = database_url(backend)
     if database:
@@ -58,31 +58,40 @@ def locate(settings: Settings) -> Location:
     return Location(sqlite, "default: SQLite under home", local=True)
 
 
-_stores: dict[tuple[int, str], Store] = {}
+def redis_url(url: str | None) -> str | None:
+    """``url`` as the platform's Redis client opens it (a Sentinel URL as it is), or None."""
+    if url and scheme(url) == "sentinel":
+        return url
+    return redis_client_url(url)
+
+
+_stores: dict[tuple[int, str, str | None], Store] = {}
 _lock = threading.Lock()
 
 
-def open_store(url: str) -> Store:
-    """The store at ``url``, opened once per process (connections are not shared over fork)."""
-    key = (os.getpid(), url)
+def open_store(url: str, master_name: str | None = None) -> Store:
+    """The store at ``url``, opened once per process (connections are not shared over fork);
+    ``master_name`` is the Sentinel master's, for a ``sentinel://`` URL."""
+    key = (os.getpid(), url, master_name)
     with _lock:
         store = _stores.get(key)
         if store is None:
-            store = _stores[key] = _make(url)
+            store = _stores[key] = _make(url, master_name)
         return store
 
 
-def _make(url: str) -> Store:
-    redis_url = redis_client_url(url)
-    if redis_url:
+def _make(url: str, master_name: str | None) -> Store:
+    found = redis_url(url)
+    if found:
         from platform_core.stores.redis_store import RedisStore
 
-        return RedisStore(redis_url)
+        return RedisStore(found, master_name)
     from platform_core.stores.sql_store import SqlStore
 
     return SqlStore(url)
 
 
 def for_app(app: Any) -> Store:
-    return open_store(app.conf.platform_dead_letter_database)
+    return open_store(app.conf.platform_dead_letter_database,
+                      app.conf.get("platform_redis_master_name"))
 

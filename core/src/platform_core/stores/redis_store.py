@@ -8,6 +8,7 @@ import redis
 
 from platform_core.stores.base import Delayed, dump_entry, load_entry
 from platform_core.stores.records import DeadLetter
+from platform_core.stores.redis_client import redis_client
 
 ENTRIES = "platform:dlq:entries"        # hash: id -> entry JSON
 ORDER = "platform:dlq:order"            # sorted set: id -> failed_at
@@ -120,11 +121,11 @@ class RedisDelays:
 
 
 class RedisStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, master_name: str | None = None) -> None:
         self.url = url
-        self.client: redis.Redis[bytes] = redis.Redis.from_url(
-            url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
-        )
+        self.client: redis.Redis[bytes] = redis_client(
+            url, master_name, socket_timeout=10, socket_connect_timeout=5,
+            health_check_interval=30)
         self.dead_letters = RedisDeadLetters(self.client)
         self.deliveries = RedisDeliveries(self.client)
         self.delays = RedisDelays(self.client)

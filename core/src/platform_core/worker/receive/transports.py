@@ -30,6 +30,7 @@ from kombu.transport import filesystem, pyamqp, redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
+from platform_core.broker.replication import WaitsForReplicas
 from platform_core.worker.receive.amqp_frames import (
     GuardedPyAMQPSSLTransport,
     GuardedPyAMQPTransport,
@@ -168,11 +169,11 @@ class _RedisChannelGuard:
         return checked(payload) if problem is None else unreadable(payload, queue, problem)
 
 
-class GuardedRedisChannel(_RedisChannelGuard, redis.Channel):
+class GuardedRedisChannel(_RedisChannelGuard, WaitsForReplicas, redis.Channel):
     pass
 
 
-class GuardedSentinelChannel(_RedisChannelGuard, redis.SentinelChannel):
+class GuardedSentinelChannel(_RedisChannelGuard, WaitsForReplicas, redis.SentinelChannel):
     pass
 
 
