@@ -43,3 +43,10 @@ def suicide(key: str) -> None:
 
 def tick() -> None:
     client().rpush("ticks", time.time())
+
+
+def stamp(key: str) -> str:
+    """A rate-limited run: when it started, and that it completed."""
+    client().rpush("stamps", time.time())
+    client().incr(f"done:{key}")
+    return key

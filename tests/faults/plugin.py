@@ -33,9 +33,14 @@ def tick() -> None:
     bodies.tick()
 
 
+@task(name="faults.limited", queue="faults", global_rate_limit="60/m")
+def limited(key: str) -> str:
+    return bodies.stamp(key)
+
+
 @hookimpl
 def register_tasks(register: Callable[[Any], None]) -> None:
-    for t in (record, slow, suicide, tick):
+    for t in (record, slow, suicide, tick, limited):
         register(t)
 
 

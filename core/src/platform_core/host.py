@@ -77,7 +77,7 @@ def build(
     settings = settings or load_settings()
     strict = settings.strict if strict is None else strict
     loaded = load(settings, plugins, extra_plugins)
-    checked = checks.run(settings, loaded)
+    checked = checks.run(settings, loaded, eager=options is not None and options.eager)
     if checked.fatal or (checked.broken and (strict or plugins is not None)):
         raise ConfigurationError(checked.reported)
     app = build_app(settings, checked, options)

@@ -71,6 +71,7 @@ class TaskSpec:
     time_limit: float | None = None
     soft_time_limit: float | None = None
     rate_limit: str | None = None
+    global_rate_limit: str | None = None
     idempotent: bool = False
     ignore_result: bool = False
     api: bool = True
@@ -223,6 +224,7 @@ def task(
     time_limit: float | None = None,
     soft_time_limit: float | None = None,
     rate_limit: str | None = None,
+    global_rate_limit: str | None = None,
     idempotent: bool = False,
     acks_late: bool | None = None,
     ignore_result: bool = False,
@@ -241,6 +243,7 @@ def task(
     time_limit: float | None = None,
     soft_time_limit: float | None = None,
     rate_limit: str | None = None,
+    global_rate_limit: str | None = None,
     idempotent: bool = False,
     acks_late: bool | None = None,
     ignore_result: bool = False,
@@ -260,6 +263,7 @@ def task(
     time_limit: float | None = None,
     soft_time_limit: float | None = None,
     rate_limit: str | None = None,
+    global_rate_limit: str | None = None,
     idempotent: bool = False,
     acks_late: bool | None = None,
     ignore_result: bool = False,
@@ -278,6 +282,10 @@ def task(
     :param time_limit: hard limit in seconds; the process running the task is killed.
     :param soft_time_limit: seconds until ``SoftTimeLimitExceeded`` is raised in the task.
     :param rate_limit: Celery rate limit per worker, such as ``"10/m"``.
+    :param global_rate_limit: a limit shared by all workers, such as ``"100/m"``
+        (``N/s``, ``N/m``, ``N/h``, or a multiple of the unit: ``"30/10s"``). A run
+        over the limit is sent again for when the limit allows it; see
+        docs/reliability.md#global-rate-limits.
     :param idempotent: the task may safely run twice, so the message is acknowledged
         after the run (acks-late) and redelivered if the worker dies. ``acks_late``
         is accepted as an alias.
@@ -307,6 +315,7 @@ def task(
             time_limit=time_limit,
             soft_time_limit=soft_time_limit,
             rate_limit=rate_limit,
+            global_rate_limit=global_rate_limit,
             idempotent=idempotent,
             ignore_result=ignore_result,
             api=api,

@@ -14,6 +14,7 @@ building the app cannot fail on a plugin.
 - :mod:`.policies`: retry-policy overrides, task options, the exceptions a policy
   retries on;
 - :mod:`.limits`: time limits against the visibility timeout;
+- :mod:`.rate_limits`: global rate limits, and the Redis that holds them;
 - :mod:`.signatures`: task signatures, beat entries' arguments;
 - :mod:`.plugin_settings`: plugin settings values;
 - :mod:`.store_url`: the dead-letter store's URL;
@@ -38,6 +39,7 @@ from platform_core.checks import (
     observability,
     plugin_settings,
     policies,
+    rate_limits,
     signatures,
     store_url,
 )
@@ -85,8 +87,11 @@ def _without_overrides_of(settings: Settings, everything: Registry, left_out: se
     return settings.model_copy(update={"retry_policies": kept})
 
 
-def run(settings: Settings, loaded: Loaded) -> Checked:
-    """Check everything loading collected, with the problems it found on the way."""
+def run(settings: Settings, loaded: Loaded, *, eager: bool = False) -> Checked:
+    """Check everything loading collected, with the problems it found on the way.
+
+    ``eager``: tasks run where they are sent, so no worker needs a global rate limit's
+    Redis."""
     everything, found = loaded.everything, loaded.problems
     reported = list(found)
     broken = culprits(found)
@@ -105,6 +110,7 @@ def run(settings: Settings, loaded: Loaded) -> Checked:
         settings_of = plugin_settings.check(settings, registry, problems)
         task_policies = policies.check_tasks(registry, retry_policies, problems)
         limits.check(settings, registry, problems)
+        rate_limits.check(settings, registry, problems, needs_redis=not eager)
         for name, errors in culprits(problems).items():
             if name not in excluded:
                 broken.setdefault(name, []).extend(errors)

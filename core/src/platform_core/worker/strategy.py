@@ -5,6 +5,8 @@ acks-late task, nobody is left to count the loss: the broker just delivers the
 message again (Redis after the visibility timeout, RabbitMQ when the connection
 drops). So each redelivery is counted when it arrives; past ``max_redeliveries``
 the message goes to the dead-letter store instead of to the pool.
+
+A task with a global rate limit then passes that limit (:mod:`.rate_limit`).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from celery.worker.strategy import default
 from platform_core import stores
 from platform_core.deadletter import redelivery
 from platform_core.deadletter.letters import try_dead_letter
+from platform_core.worker import rate_limit
 
 logger = logging.getLogger("platform.deadletter")
 
 
 def bounded(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Any:
-    handle = default(task, app, consumer, **kwargs)
+    handle = rate_limit.wrap(default(task, app, consumer, **kwargs), task, app, consumer)
     if not (task.acks_late and task.reject_on_worker_lost):
         return handle  # acknowledged before it runs: a lost worker loses it, as in Celery
     most = redelivery.limit(app) + 1
