@@ -227,6 +227,8 @@ def test_queues_shows_queues_routes_and_plugins(wide: PlatformEnv) -> None:
     result = wide.run("queues")
     assert result.returncode == 0, output_of(result)
     queues, routes = result.stdout.split("routes (most specific first)")
+    routes, backlog = routes.split("backlog (filesystem; 0 worker(s) reporting; held delays "
+                                   "due within 120 s count)")
     rows = {}
     for line in queues.splitlines():
         cells = [c.strip() for c in line.split("│")[1:-1]]
@@ -248,6 +250,9 @@ def test_queues_shows_queues_routes_and_plugins(wide: PlatformEnv) -> None:
         ["admin.*", "admin", "admin"],
         ["quant.*", "quant", "quant"],
     ]
+    backlog_rows = [[c.strip() for c in line.split("│")[1:-1]] for line in backlog.splitlines()
+                    if line.startswith("│")]
+    assert backlog_rows == [[name, *["0"] * 6] for name in rows]
 
 
 # --- send -----------------------------------------------------------------------------

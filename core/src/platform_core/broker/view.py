@@ -196,6 +196,23 @@ class BrokerView:
                 ahead_in[queue] += 1
         return None
 
+    def unacked(self) -> list[tuple[str, str, str]] | None:
+        """Redis: (delivery tag, exchange, routing key) of every message delivered to a
+        worker and not acknowledged (ETA tasks waiting in a worker included); None on
+        other brokers, which do not list them."""
+        if self.kind != "redis":
+            return None
+        channel = self.channel
+        found = []
+        for tag, value in channel.client.hscan_iter(channel.unacked_key, count=_CHUNK):
+            try:
+                _raw, exchange, routing_key = json.loads(value)
+            except ValueError:
+                continue
+            name = tag.decode() if isinstance(tag, bytes) else str(tag)
+            found.append((name, str(exchange or ""), str(routing_key or "")))
+        return found
+
     def find_unacked(self, task_id: str) -> Located | None:
         """Redis: the message of ``task_id`` delivered to a worker but not acknowledged."""
         if self.kind != "redis":

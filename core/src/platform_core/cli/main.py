@@ -33,12 +33,13 @@ def _register() -> None:
         flower,
         inspect,
         plugins,
+        queues,
         scaffold,
         tasks,
         worker,
     )
 
-    for module in (worker, plugins, tasks, inspect, dlq, doctor, flower, api, scaffold):
+    for module in (worker, plugins, queues, tasks, inspect, dlq, doctor, flower, api, scaffold):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,4 +1,4 @@
-"""``platform plugins list|show`` and ``platform queues``."""
+"""``platform plugins list|show``."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def _describe(kind: str, item: Any, host: Any) -> str:
         policy = "own Celery options" if own and real.retry_policy_name == "default" \
             else real.retry_policy_name
         parts = [f"queue={host.queue_of(spec.name)}", f"retry={policy}"]
-        for key in ("time_limit", "soft_time_limit", "rate_limit"):
+        for key in ("time_limit", "soft_time_limit", "rate_limit", "global_rate_limit"):
             if getattr(spec, key) is not None:
                 parts.append(f"{key}={getattr(spec, key)}")
         if spec.bind:
@@ -220,29 +220,4 @@ def show(name: str) -> None:
             out.print(f"  {line}", highlight=False)
 
 
-@click.command()
-def queues() -> None:
-    """Queues, the routes into them and the plugins that declare them."""
-    from rich.table import Table
-
-    host = load_host()
-    tasks_by_queue: dict[str, list[str]] = {}
-    for c in host.registry.tasks:
-        tasks_by_queue.setdefault(host.queue_of(c.item.name), []).append(c.item.name)
-    table = Table(title="queues", header_style="bold")
-    for column in ("queue", "routing key", "plugin", "tasks"):
-        table.add_column(column)
-    for queue in host.registry.queues:
-        table.add_row(queue.item.name, queue.item.key, queue.plugin.name,
-                      ", ".join(tasks_by_queue.get(queue.item.name, [])))
-    routes = Table(title="routes (most specific first)", header_style="bold")
-    for column in ("pattern", "queue", "plugin"):
-        routes.add_column(column)
-    for route in host.router.routes:
-        routes.add_row(route.item.pattern, route.item.queue, route.plugin.name)
-    out = console()
-    out.print(table)
-    out.print(routes)
-
-
-COMMANDS = [plugins, queues]
+COMMANDS = [plugins]

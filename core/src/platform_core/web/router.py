@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from platform_core.redaction import scrub
 from platform_core.web.auth import Authenticator, authenticator
+from platform_core.web.backlog import add_backlog_routes
 from platform_core.web.events import changes, subscriber_for
 from platform_core.web.health import add_health_routes
 from platform_core.web.keys import SCOPES
@@ -334,4 +335,5 @@ def platform_router(host: Host | None = None, *, auth: bool = True,
             yield ServerSentEvent(data=status, event="status", id=ident, retry=2000)
 
     add_health_routes(router, host, guard, offered)
+    add_backlog_routes(router, host, guard)
     return router
