@@ -164,12 +164,51 @@ def test_retries_are_attempts_of_one_task_with_exception_events(
         event = dict(failed.events)["exception"]
         assert event["exception.type"].endswith("ConnectionError")
     assert runs[2].status != 2 and "exception" not in dict(runs[2].events)
-    # each retry was published from inside the attempt before it
+    # each retry is published beside the first attempt, linked to the attempt it follows
     spans = by_id(otlp.snapshot())
+    first_publish = spans[runs[0].parent_id]
+    assert first_publish.name == "apply_async/traced.flaky" and not first_publish.parent_id
     for earlier, later in itertools.pairwise(runs):
         publish = spans[later.parent_id]
         assert publish.name == "apply_async/traced.flaky"
-        assert publish.parent_id == earlier.span_id
+        assert publish.parent_id == first_publish.span_id
+        assert publish.links == [(earlier.trace_id, earlier.span_id)]
+
+
+def depth(span: Span, spans: dict[str, Span]) -> int:
+    found = 0
+    while span.parent_id:
+        span, found = spans[span.parent_id], found + 1
+    return found
+
+
+def test_a_task_whose_retries_run_out_is_findable_and_does_not_staircase(
+    traced: PlatformEnv, otlp: Receiver, tmp_path
+) -> None:
+    traced.worker()
+    result = traced.run("send", "traced.flaky", "--args",
+                        json.dumps([str(tmp_path / "attempts"), 99]),
+                        "--wait", "--timeout", "90", timeout=120)
+    assert result.returncode != 0 and "ConnectionError" in result.stdout + result.stderr
+
+    runs = otlp.wait_for(
+        lambda spans: (found := [s for s in spans if s.name == "run/traced.flaky"])
+        and len(found) == 4 and found, "four attempts")
+    runs.sort(key=lambda s: s.attributes["platform.task.attempt"])
+    spans = by_id(otlp.snapshot())
+    # every attempt sits at the same depth, however many there were
+    assert [depth(run, spans) for run in runs] == [1, 2, 2, 2]
+    assert len({s.trace_id for s in runs}) == 1
+    for run in runs:
+        assert run.status == 2
+        assert run.attributes["error.type"] == "builtins.ConnectionError"
+    final = runs[-1]
+    assert final.attributes["celery.state"] == "FAILURE"
+    assert final.attributes["platform.task.dead_lettered"] is True
+    assert all("platform.task.dead_lettered" not in r.attributes for r in runs[:-1])
+    reason = dict(final.events)["platform.task.dead_lettered"]["platform.dead_letter.reason"]
+    assert reason == "retries exhausted after 3 retries: ConnectionError: attempt 4 refused"
+    assert dict(final.events)["exception"]["exception.type"].endswith("ConnectionError")
 
 
 def test_a_failed_run_ends_with_an_error_status_and_its_exception(

@@ -19,6 +19,9 @@ ATTEMPT = "platform.task.attempt"
 REQUEUED = "platform.task.requeued"
 BEAT_ENTRY = "platform.beat.entry"
 QUEUE_WAIT = "platform.task.queue_wait_ms"
+DEAD_LETTERED = "platform.task.dead_lettered"
+LINK_KIND = "platform.link"
+ERROR_TYPE = "error.type"
 DESTINATION = "messaging.destination.name"
 MESSAGE_ID = "messaging.message.id"
 SYSTEM = "messaging.system"
@@ -28,6 +31,11 @@ def _get(carrier: Any, key: str) -> Any:
     if isinstance(carrier, Mapping):
         return carrier.get(key)
     return getattr(carrier, key, None)
+
+
+def carried(carrier: Any, key: str) -> Any:
+    """A header of a request dict, or of a task's request context."""
+    return _get(carrier, key)
 
 
 def queue_of(delivery_info: Any, queues: Mapping[str, str]) -> str | None:

@@ -102,6 +102,8 @@ class TelemetryRequest(PlatformRequest):
                 pass  # billiard reports it here, then to on_timeout, which records it
             elif lost is not None:
                 self._finished("LOST")
-                tracing.record_lost_run(self, lost, requeued=self.requeued_after_loss)
+                # not requeued: PlatformRequest.on_failure dead-lettered it
+                tracing.record_lost_run(self, lost, requeued=self.requeued_after_loss,
+                                        dead_lettered=not self.requeued_after_loss)
             elif not isinstance(exc, Retry):
                 self._finished("FAILURE")

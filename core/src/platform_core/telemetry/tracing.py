@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery import signals
-from celery.exceptions import Ignore, Reject, Retry
+from celery.exceptions import Ignore, MaxRetriesExceededError, Reject, Retry
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.instrumentation.celery import CeleryInstrumentor, celery_getter, utils
@@ -38,6 +39,8 @@ from platform_core.worker import task as task_base
 logger = logging.getLogger(__name__)
 
 TRACER_NAME = "platform_core"
+#: The traceparent of a task's first producer span, carried by each retry it publishes.
+ORIGIN_HEADER = "platform_trace_origin"
 FLUSH_MILLIS = 10_000
 
 
@@ -150,8 +153,59 @@ def start_run_span(
 
 
 def _record_error(span: trace.Span, exc: BaseException) -> None:
-    span.record_exception(exc)
-    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    """The error as an ``exception`` event, ``error.type`` and an ERROR status whose
+    description is ``Type: message``; never the task's arguments, which the message of
+    Celery's ``MaxRetriesExceededError`` holds (so it is recorded without one)."""
+    cls = type(exc)
+    described = task_base.describe(exc)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, MaxRetriesExceededError):
+        extra = {"exception.message": described, "exception.stacktrace": "".join(
+            traceback.format_exception(cls, None, exc.__traceback__))}
+    span.record_exception(exc, attributes=extra)
+    span.set_attribute(attrs.ERROR_TYPE, f"{cls.__module__}.{cls.__qualname__}")
+    span.set_status(Status(StatusCode.ERROR, described))
+
+
+def _mark_dead_lettered(span: trace.Span, reason: str) -> None:
+    """The final attempt of a task that goes to the dead-letter store, findable by
+    attribute and by event."""
+    span.set_attribute(attrs.DEAD_LETTERED, True)
+    span.add_event(attrs.DEAD_LETTERED, {"platform.dead_letter.reason": reason})
+
+
+def _exhausted(exc: BaseException) -> bool:
+    return bool(getattr(exc, task_base.EXHAUSTED, False)) or isinstance(
+        exc, MaxRetriesExceededError)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The run in progress in this context, for the retries it publishes."""
+
+    task_id: str
+    span: trace.Span
+    origin: context_api.Context  # where every attempt's publish span hangs
+    origin_header: str  # the origin as a traceparent, carried by each retry
+
+
+_current_run: ContextVar[_Run | None] = ContextVar("platform_run", default=None)
+
+
+def _origin(request: Any, span: trace.Span, parent: context_api.Context) -> _Run:
+    """Where a retry's publish span goes: under the first attempt's producer span (the
+    header a retry carries), so an attempt's depth never grows with its number; a task
+    run with no producer span (its own trace) hangs its retries under its first run."""
+    raw = attrs.carried(request, ORIGIN_HEADER)
+    if isinstance(raw, str) and raw:
+        found = extract({"traceparent": raw})
+        if trace.get_current_span(found).get_span_context().is_valid:
+            return _Run(str(request.id), span, found, raw)
+    origin = parent if trace.get_current_span(parent).get_span_context().is_valid else \
+        trace.set_span_in_context(span)
+    carrier: dict[str, str] = {}
+    inject(carrier, context=origin)
+    return _Run(str(request.id), span, origin, carrier.get("traceparent", ""))
 
 
 def traced_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -167,6 +221,7 @@ def traced_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         attrs.run(task, request, state.queues),
     )
     token = context_api.attach(trace.set_span_in_context(span, parent))
+    run_token = _current_run.set(_origin(request, span, parent))
     outcome = "SUCCESS"
     try:
         return task.run(*args, **kwargs)
@@ -186,11 +241,15 @@ def traced_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         outcome = "FAILURE"
         if not isinstance(exc, task.throws or ()):
             _record_error(span, exc)
+        if _exhausted(exc):  # the worker's main process dead-letters it (worker.request)
+            _mark_dead_lettered(span, f"retries exhausted after {request.retries or 0} "
+                                      f"retries: {task_base.describe(exc)}")
         raise
     except BaseException:
         outcome = ""  # the process is being ended (a hard time limit): the main process
         raise         # records the attempt (record_lost_run), so this span is not ended
     finally:
+        _current_run.reset(run_token)
         context_api.detach(token)
         if outcome:
             span.set_attribute("celery.state", outcome)
@@ -235,14 +294,23 @@ class PlatformCeleryInstrumentor(CeleryInstrumentor):
         sender = kwargs.get("sender")
         task = self._task(sender)
         name = task.name if task is not None else str(sender)
-        span = _tracer.start_span(f"apply_async/{name}", kind=SpanKind.PRODUCER,
-                                  attributes=attrs.publish(name, task_id, task, kwargs,
-                                                           state.queues))
+        headers = kwargs.get("headers")
+        run = _current_run.get()
+        retry = run is not None and run.task_id == task_id and headers is not None
+        span = _tracer.start_span(
+            f"apply_async/{name}", kind=SpanKind.PRODUCER,
+            attributes=attrs.publish(name, task_id, task, kwargs, state.queues),
+            # a retry of the running task: beside the first attempt, linked to this one
+            context=run.origin if retry and run is not None else None,
+            links=[Link(run.span.get_span_context(), {attrs.LINK_KIND: "previous attempt"})]
+            if retry and run is not None else None,
+        )
         activation = trace.use_span(span, end_on_exit=True)
         activation.__enter__()
         self._publishing[task_id] = activation
-        headers = kwargs.get("headers")
         if headers is not None:
+            if retry and run is not None and run.origin_header:
+                headers[ORIGIN_HEADER] = run.origin_header
             inject(headers)
 
     def _trace_after_publish(  # type: ignore[override]
@@ -330,7 +398,8 @@ def enabled() -> bool:
     return state.mode != "off" and state.provider.delegate is not None
 
 
-def record_lost_run(request: Any, exc: BaseException, requeued: bool) -> None:
+def record_lost_run(request: Any, exc: BaseException, requeued: bool,
+                    dead_lettered: bool = False) -> None:
     """Main-process error span for a run whose child died or hit its hard time limit."""
     if not enabled():
         return
@@ -342,5 +411,7 @@ def record_lost_run(request: Any, exc: BaseException, requeued: bool) -> None:
     )
     try:
         _record_error(span, exc)
+        if dead_lettered:
+            _mark_dead_lettered(span, task_base.describe(exc))
     finally:
         span.end()
