@@ -28,6 +28,10 @@ from platform_core.loading import discovery
 READY_TIMEOUT = 60.0
 
 
+# Read once at import: each test's isolation removes every PLATFORM_* variable.
+REDIS_DB_OFFSET = int(os.environ.get("PLATFORM_TEST_REDIS_DB_OFFSET", "0"))
+
+
 def redis_db_url(base: str, worker_id: str) -> str:
     """Database 1 + the xdist worker's index: parallel test processes never share one.
 
@@ -35,7 +39,7 @@ def redis_db_url(base: str, worker_id: str) -> str:
     Redis server can run side by side.
     """
     index = int(worker_id[2:]) + 2 if worker_id.startswith("gw") else 1
-    index += int(os.environ.get("PLATFORM_TEST_REDIS_DB_OFFSET", "0"))
+    index += REDIS_DB_OFFSET
     return f"{base.rstrip('/')}/{index % 16}"
 
 

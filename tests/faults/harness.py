@@ -39,6 +39,7 @@ class Lab:
     queue: str
     _producer: Any = None
     owned_redis: Any = None
+    producer_urls: tuple[str, str] | None = None  # broker, results; default: redis_url
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -112,8 +113,10 @@ class Lab:
             if self.kind == "plain":
                 from celery import Celery
 
-                self._producer = Celery("producer", broker=self.redis_url,
-                                        backend=self.redis_url, set_as_current=False)
+                broker, backend = self.producer_urls or (self.redis_url, self.redis_url)
+                self._producer = Celery("producer", broker=broker, backend=backend,
+                                        set_as_current=False)
+                self._producer.conf.task_default_queue = self.queue
                 self._producer.conf.broker_transport_options = {
                     "visibility_timeout": VISIBILITY_TIMEOUT}
             else:

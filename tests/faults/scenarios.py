@@ -211,6 +211,46 @@ def warm_shutdown(lab: Lab) -> Outcome:
                    notes=[f"{done.count(0)} lost, {sum(1 for d in done if d > 1)} ran twice"])
 
 
+def rate_limit_60m(lab: Lab) -> Outcome:
+    """75 tasks limited to 60/m on three workers: Celery's ``rate_limit`` (per worker)
+    beside the platform's ``global_rate_limit`` (one bucket for all)."""
+    for _ in range(3):
+        lab.worker()
+    keys = [_key("limited") for _ in range(75)]
+    for key in keys:
+        lab.send("faults.limited", key)
+    _wait_quietly(lambda: all(lab.count(f"done:{k}") >= 1 for k in keys), 150)
+    settle(3)
+    done = [lab.count(f"done:{k}") for k in keys]
+    stamps = sorted(float(t) for t in lab.ledger.lrange("stamps", 0, -1))
+    start, busiest = 0, 0
+    for end, t in enumerate(stamps):
+        while stamps[start] <= t - 60:
+            start += 1
+        busiest = max(busiest, end - start + 1)
+    return Outcome(sum(done), len(keys), serving=lab.serving(),
+                   notes=[f"busiest sliding minute: {busiest} runs (limit 60)",
+                          f"{done.count(0)} lost, {sum(1 for d in done if d > 1)} ran twice"])
+
+
+def _sentinel_failover(lab: Lab) -> Outcome:
+    from tests.faults.sentinel_failover import sentinel_failover
+
+    return sentinel_failover(lab)
+
+
+def _redis_half_open(lab: Lab) -> Outcome:
+    from tests.faults.half_open import redis_half_open
+
+    return redis_half_open(lab)  # type: ignore[no-any-return]
+
+
+def _rabbitmq_half_open(lab: Lab) -> Outcome:
+    from tests.faults.half_open import rabbitmq_half_open
+
+    return rabbitmq_half_open(lab)  # type: ignore[no-any-return]
+
+
 SCENARIOS: dict[str, Callable[[Lab], Outcome]] = {
     "SIGKILL of a pool child mid-task": child_sigkill,
     "SIGKILL of the whole worker mid-task": worker_sigkill,
@@ -222,6 +262,10 @@ SCENARIOS: dict[str, Callable[[Lab], Outcome]] = {
     "two beat processes for 8 periods": two_beats,
     "a plugin that raises on import": broken_plugin,
     "warm shutdown with tasks in flight": warm_shutdown,
+    "Redis Sentinel failover mid-stream": _sentinel_failover,
+    "a half-open link to Redis (10 tasks sent after it froze)": _redis_half_open,
+    "a half-open link to RabbitMQ (10 tasks sent after it froze)": _rabbitmq_half_open,
+    "three workers, a 60/m rate limit": rate_limit_60m,
 }
 
 

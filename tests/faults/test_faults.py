@@ -8,9 +8,12 @@ sides as a table.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from tests.faults import scenarios
+from tests.faults import half_open, scenarios
 from tests.faults.harness import MAX_REDELIVERIES, Lab
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
@@ -69,3 +72,34 @@ def test_a_plugin_that_raises_on_import_does_not_stop_the_others(lab: Lab) -> No
 def test_warm_shutdown_with_tasks_in_flight_loses_nothing(lab: Lab) -> None:
     outcome = scenarios.warm_shutdown(lab)
     assert outcome.exactly_once and outcome.serving, outcome.summary()
+
+
+def test_a_half_open_redis_link_is_noticed_and_the_worker_reconnects(lab: Lab) -> None:
+    seen: dict[str, Any] = {}
+
+    def ask(lab: Lab) -> None:
+        node = seen["node"] = lab.env.processes[-1].node
+        answer = lab.env.run("inspect", "stats", "-d", node, "--timeout", "10")
+        assert answer.returncode == 0, answer.stderr
+        seen["link"] = json.loads(answer.stdout)[node]["platform_link"]
+        report = lab.env.run("doctor", "--json", "--timeout", "10", timeout=120)
+        seen["findings"] = [f for f in json.loads(report.stdout)["findings"]
+                            if f["check"] == "broker links"]
+
+    outcome = half_open.redis_half_open(lab, then=ask)
+    assert outcome.exactly_once and outcome.serving, outcome.summary()
+    assert f"{half_open.TASKS} results stored" in outcome.notes, outcome.summary()
+    assert lab.logs().count("Broker link stalled: the redis broker owed a BRPOP") == 1
+
+    link, found = seen["link"], seen["findings"]
+    assert link["stalled_link_recoveries"] == 1 and link["stall_timeout"] == 10, link
+    assert [(f["severity"], f["culprit"]) for f in found] == [("warning", seen["node"])]
+    assert "reconnected, 1 time(s)" in found[0]["problem"] and "NAT" in found[0]["fix"]
+
+
+def test_a_half_open_rabbitmq_link_is_noticed_and_nothing_is_lost(lab: Lab,
+                                                                 amqp_url: str) -> None:
+    outcome = half_open.rabbitmq_half_open(lab)
+    assert outcome.exactly_once and outcome.serving, outcome.summary()
+    assert f"{half_open.TASKS} results stored" in outcome.notes, outcome.summary()
+    assert "Broker link stalled: the amqp broker owed a frame" in lab.logs()

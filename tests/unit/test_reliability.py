@@ -110,7 +110,7 @@ def test_redis_health_checks_for_broker_and_results(platform_env: PlatformEnv) -
 def test_rabbitmq_confirms_publishes_and_sends_heartbeats(platform_env: PlatformEnv) -> None:
     conf = platform_env.set(PLATFORM_BROKER_URL="amqp://guest@rabbit//").host().app.conf
     assert conf.broker_transport_options["confirm_publish"] is True
-    assert conf.broker_heartbeat == 60
+    assert conf.broker_heartbeat == 20
     assert conf.worker_disable_prefetch is False
     assert conf.result_backend.startswith("platform-sqlite:///")
 

@@ -83,9 +83,24 @@ class Settings(BaseSettings):
     task_time_limit: float = Field(default=1500.0, gt=0, description="Seconds.")
     task_soft_time_limit: float = Field(default=1440.0, gt=0, description="Seconds.")
     beat_lock_timeout: float = Field(default=30.0, ge=1, description="Seconds.")
+    stall_timeout: float = Field(
+        default=10.0, ge=0, description="Seconds past its due answer a worker waits on a "
+        "silent broker link before reconnecting; 0: never.",
+    )
     max_redeliveries: int = Field(default=3, ge=0, description="Redeliveries of a lost task.")
     dead_letter_url: SecretUrl | None = Field(
         default=None, description="Unset: the broker's Redis, else SQLite under home."
+    )
+    redis_master_name: str | None = Field(
+        default=None, description="The master name the Redis Sentinels monitor; needed by "
+        "every sentinel:// URL (broker, result backend, dead letters).",
+    )
+    redis_wait_replicas: int = Field(
+        default=0, ge=0, description="Replicas that must confirm each message published to "
+        "Redis (WAIT) before the publish returns; 0: do not wait.",
+    )
+    redis_wait_timeout: float = Field(
+        default=1.0, gt=0, description="Seconds a publish waits for redis_wait_replicas.",
     )
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     retry_policies: dict[str, RetryPolicyOverride] = Field(default_factory=dict)
@@ -110,6 +125,10 @@ class Settings(BaseSettings):
     )
     metrics_address: str = Field(
         default="127.0.0.1:9464", description="host:port of the Prometheus endpoint."
+    )
+    backlog_due_soon: float = Field(
+        default=120.0, ge=0,
+        description="Seconds: held delays due this soon count in a queue's backlog.",
     )
     api_keys: SecretStr | None = Field(
         default=None,

@@ -25,12 +25,15 @@ from platform_core.app.platform_celery import PlatformCelery, PlatformTask
 from platform_core.app.task_options import task_options
 from platform_core.app.tuning import WorkerFlags, effective
 from platform_core.broker.config import broker_config
-from platform_core.checks import Checked
+from platform_core.checks import Checked, rate_limits
 from platform_core.checks.routing import DEFAULT_QUEUE, Router
 from platform_core.checks.signatures import CallSpec
 from platform_core.loading.registry import Registry
 from platform_core.settings import Settings
+from platform_core.stores import rate_buckets
 from platform_core.urls import kind
+from platform_core.worker.link_watchdog import LinkWatchdog
+from platform_core.worker.load_report import ReportLoad
 from platform_core.worker.release import ReleaseDelayed
 from platform_sdk import Crontab, Every
 
@@ -156,6 +159,8 @@ def build_app(settings: Settings, checked: Checked, options: AppOptions | None =
     app.conf.update(hardening.app_config(settings, connection))
     app.conf.update(hardening.dead_letter_config(settings))
     app.steps["worker"].add(ReleaseDelayed)
+    app.steps["worker"].add(ReportLoad)
+    app.steps["consumer"].add(LinkWatchdog)
     app.conf.worker_disable_prefetch = (kind(connection["broker_url"]) == "redis"
                                         and hardening.reserve_one(app.tuning))
     if options.partial_beat:
@@ -168,10 +173,14 @@ def build_app(settings: Settings, checked: Checked, options: AppOptions | None =
     traced = telemetry.wanted(settings)
     if settings.tracing != "off":
         app.conf.beat_scheduler = telemetry.BEAT_SCHEDULER
+    global_rates = rate_limits.rates(registry)
+    app.conf.platform_rate_limit_url = rate_buckets.locate(settings) if global_rates else None
     for c in registry.tasks:
         spec = c.item.spec
         task = task_options(spec, checked.task_policies[spec.name])
         task.update(hardening.task_limits(spec, settings))
+        if spec.name in global_rates:
+            task["global_rate_limit"] = global_rates[spec.name]
         call = calls.get(spec.name)
         fn = validating(spec.fn, call, bind=spec.bind) if call else spec.fn
         if traced:

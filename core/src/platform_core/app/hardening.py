@@ -9,13 +9,13 @@ from platform_core import stores
 from platform_core.app.hold import horizon
 from platform_core.app.tuning import Tuned
 from platform_core.settings import Settings
-from platform_core.urls import kind
+from platform_core.urls import kind, scheme
 from platform_sdk import TaskSpec
 
 HEALTH_CHECK_INTERVAL = 25  # seconds between PINGs on idle Redis connections
 SOCKET_TIMEOUT = 30.0  # a Redis command that gets no answer for this long fails
 SOCKET_CONNECT_TIMEOUT = 10.0
-AMQP_HEARTBEAT = 60  # seconds; RabbitMQ's own default
+AMQP_HEARTBEAT = 20  # seconds; within RabbitMQ's advice (5-20 s) for noticing dead peers
 RESULT_RETRIES = 10  # attempts to store a result through a Redis outage
 
 SCHEDULER = "platform_core.beat.scheduler:LockedScheduler"
@@ -44,11 +44,27 @@ def app_config(settings: Settings, connection: dict[str, Any]) -> dict[str, Any]
             # and restoring one message twice is prevented by kombu's transaction.
             unacked_mutex_expire=max(5, 3 * restore_interval),
         )
+        if settings.redis_wait_replicas:
+            transport.update(platform_wait_replicas=settings.redis_wait_replicas,
+                             platform_wait_timeout=settings.redis_wait_timeout)
     elif broker == "amqp":
         transport["confirm_publish"] = True
+    backend_options: dict[str, Any] = {"visibility_timeout": vt}
+    # kombu's and Celery's Sentinel clients take the master's name from these options.
+    master = {"master_name": settings.redis_master_name} if settings.redis_master_name else {}
+    if scheme(connection["broker_url"]) == "sentinel":
+        transport.update(master)
+    if scheme(connection["result_backend"]) == "sentinel":
+        backend_options.update(master)
     conf: dict[str, Any] = {
+        # Celery declares each worker's control queue exclusive to its connection. After
+        # a half-open link the broker keeps the old connection until it misses its
+        # heartbeats, and the reconnecting worker stops on RESOURCE_LOCKED; the queue
+        # still goes away with its last consumer (auto-delete) and expires.
+        "control_queue_exclusive": False,
         "broker_transport_options": transport,
-        "result_backend_transport_options": {"visibility_timeout": vt},
+        "result_backend_transport_options": backend_options,
+        "platform_redis_master_name": settings.redis_master_name,
         "visibility_timeout": vt,
         "broker_connection_retry": True,
         "broker_connection_retry_on_startup": True,
@@ -65,6 +81,7 @@ def app_config(settings: Settings, connection: dict[str, Any]) -> dict[str, Any]
         "worker_enable_soft_shutdown_on_idle": settings.worker.soft_shutdown_timeout > 0,
         "beat_scheduler": SCHEDULER,
         "platform_beat_lock_timeout": settings.beat_lock_timeout,
+        "platform_stall_timeout": settings.stall_timeout,
         "platform_beat_lock_file": str(settings.resolved_home / "beat.lock"),
     }
     if backend == "redis":

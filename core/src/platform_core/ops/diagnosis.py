@@ -12,6 +12,7 @@ import fcntl
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -48,6 +49,7 @@ class Live:
     registered: dict[str, set[str]]  # worker name → task names it knows
     depths: dict[str, int]  # queue → messages waiting
     held: dict[str, Any] = field(default_factory=dict)  # worker → query_task reply
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)  # worker → link watchdog
 
     def consumers(self, queue: str) -> list[str]:
         return sorted(w for w, queues in self.workers.items() if queue in queues)
@@ -191,11 +193,13 @@ def observe(host: Host, view: BrokerView, timeout: float, task_id: str | None = 
     """Ask the live workers (broadcast rounds in parallel) and count the queues."""
     inspector = host.app.control.inspect(timeout=timeout)
     calls = (inspector.active_queues, inspector.registered,
-             (lambda: inspector.query_task(task_id)) if task_id else dict)
+             (lambda: inspector.query_task(task_id)) if task_id else dict, inspector.stats)
     # On the embedded broker, two first-time reply bindings race on kombu's exchange
     # file, so its rounds go one at a time.
     asked = [call() for call in calls] if view.kind == "filesystem" else together(*calls)
-    queues_by_worker, registered, held = (reply or {} for reply in asked)
+    queues_by_worker, registered, held, stats = (reply or {} for reply in asked)
+    links = {w: s["platform_link"] for w, s in stats.items()
+             if isinstance(s, dict) and isinstance(s.get("platform_link"), dict)}
     workers = {
         name: sorted(q["name"] for q in queues or [] if isinstance(q, dict) and "name" in q)
         for name, queues in queues_by_worker.items()
@@ -206,7 +210,31 @@ def observe(host: Host, view: BrokerView, timeout: float, task_id: str | None = 
     names.update(host.queue_of(c.item.name) for c in host.registry.tasks)
     names.update(view.queues() or ())
     depths = {q: view.depth(q) for q in sorted(names) if not is_internal(q)}
-    return Live(workers, {w: set(t or []) for w, t in registered.items()}, depths, held)
+    return Live(workers, {w: set(t or []) for w, t in registered.items()}, depths, held,
+                links)
+
+
+RECENT_STALL = 900.0  # seconds during which a recovered stall is a warning, then news
+
+
+def check_links(live: Live, now: float | None = None) -> list[Finding]:
+    """Workers that found their broker link half-open and reconnected (link_watchdog)."""
+    now = time.time() if now is None else now
+    findings = []
+    for worker, link in sorted(live.links.items()):
+        count, last = link.get("stalled_link_recoveries") or 0, link.get("last_recovery")
+        if not count or not isinstance(last, (int, float)):
+            continue
+        ago = max(0.0, now - last)
+        findings.append(Finding(
+            "broker links", "warning" if ago < RECENT_STALL else "info",
+            f"worker {worker} found its broker link silent while it owed an answer and "
+            f"reconnected, {count} time(s), last {ago:.0f} s ago",
+            worker,
+            "something between the worker and the broker drops idle or long flows (a NAT, "
+            "a cloud load balancer, a firewall): raise its idle timeout, or connect directly",
+        ))
+    return findings
 
 
 def check_workers(host: Host, live: Live, timeout: float) -> list[Finding]:
@@ -367,6 +395,7 @@ def diagnose(host: Host, timeout: float) -> Diagnosis:
         report.findings += check_waiting_queues(host, view, live)
         report.findings += check_unconsumed_queues(host, live)
         report.findings += check_unregistered(host, live)
+        report.findings += check_links(live)
         report.findings += check_beat(host, view)
     return report
 

@@ -50,7 +50,16 @@ def _metrics_on_worker_start(app: Any, settings: Settings) -> None:
             consumed = app.amqp.queues.consume_from or app.amqp.queues
             return queues.depths(app, list(consumed))
 
-        metrics.install(settings.metrics, settings.metrics_address, depth)
+        metrics.install(settings.metrics, settings.metrics_address, depth,
+                        _backlog_reader(app, settings))
+        from platform_core.worker import rate_limit
+
+        if metrics.count_rate_limited not in rate_limit.listeners:
+            rate_limit.listeners.append(metrics.count_rate_limited)
+        from platform_core.worker import link_watchdog
+
+        if metrics.count_stalled_link not in link_watchdog.listeners:
+            link_watchdog.listeners.append(metrics.count_stalled_link)
 
     def on_ready(sender: Any = None, **_: Any) -> None:
         from platform_core.telemetry import metrics
@@ -65,3 +74,25 @@ def _metrics_on_worker_start(app: Any, settings: Settings) -> None:
     signals.worker_init.connect(on_init, weak=False)
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutdown.connect(on_shutdown, weak=False)
+
+
+def _backlog_reader(app: Any, settings: Settings) -> Any:
+    """The backlog of the queues the worker consumes, read once for the gauges of one
+    collection (they ask one after the other)."""
+    import threading
+    import time
+
+    lock = threading.Lock()
+    last: list[Any] = [0.0, {}]
+
+    def read() -> dict[str, dict[str, int]]:
+        from platform_core.telemetry.backlog import measure
+
+        with lock:
+            if time.monotonic() - last[0] > 1.0:
+                consumed = app.amqp.queues.consume_from or app.amqp.queues
+                backlog = measure(app, list(consumed), settings.backlog_due_soon)
+                last[:] = [time.monotonic(), {q: b.as_dict() for q, b in backlog.queues.items()}]
+            return dict(last[1])
+
+    return read

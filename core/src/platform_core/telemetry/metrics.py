@@ -33,6 +33,8 @@ class Instruments:
     outcomes: Any
     retries: Any
     redeliveries: Any
+    rate_limited: Any = None
+    stalled_links: Any = None
 
 
 @dataclass
@@ -43,6 +45,8 @@ class _State:
     pump: threading.Thread | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     depth: Callable[[], dict[str, int]] | None = None
+    #: queue -> its backlog parts and ``backlog`` (telemetry.backlog.QueueBacklog.as_dict)
+    backlog: Callable[[], dict[str, dict[str, int]]] | None = None
 
 
 state = _State()
@@ -59,10 +63,33 @@ def _observe_depth(options: CallbackOptions) -> Iterable[Observation]:
     return [Observation(n, {"queue": queue}) for queue, n in depths.items()]
 
 
-def install(mode: str, address: str, depth: Callable[[], dict[str, int]] | None) -> None:
+def _backlog_reading() -> dict[str, dict[str, int]]:
+    if state.backlog is None:
+        return {}
+    try:
+        return state.backlog()
+    except Exception as exc:  # noqa: BLE001 - a broker hiccup must not break export
+        logger.warning("queue backlog not measured: %s: %s", type(exc).__name__, exc)
+        return {}
+
+
+def _observe_backlog(options: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(parts["backlog"], {"queue": queue})
+            for queue, parts in _backlog_reading().items()]
+
+
+def _observe_backlog_parts(options: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(n, {"queue": queue, "part": part})
+            for queue, parts in _backlog_reading().items()
+            for part, n in parts.items() if part != "backlog"]
+
+
+def install(mode: str, address: str, depth: Callable[[], dict[str, int]] | None,
+            backlog: Callable[[], dict[str, dict[str, int]]] | None = None) -> None:
     """Create the meter provider (once per process); exports start with :func:`start`."""
     if state.provider is not None:
         state.depth = depth
+        state.backlog = backlog
         return
     from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
@@ -82,6 +109,7 @@ def install(mode: str, address: str, depth: Callable[[], dict[str, int]] | None)
                                    views=views)
     state.reader = reader
     state.depth = depth
+    state.backlog = backlog
     meter = state.provider.get_meter(METER_NAME)
     state.instruments = Instruments(
         duration=meter.create_histogram(
@@ -97,10 +125,25 @@ def install(mode: str, address: str, depth: Callable[[], dict[str, int]] | None)
         redeliveries=meter.create_counter(
             "platform.task.redeliveries", unit="{message}",
             description="Messages the broker delivered again (a worker died or lost them)."),
+        stalled_links=meter.create_counter(
+            "platform.broker.stalled_links", unit="{reconnection}",
+            description="Broker links the worker found silent while they owed an answer, "
+                        "and reconnected (a half-open link: NAT, load balancer)."),
+        rate_limited=meter.create_counter(
+            "platform.task.rate_limited", unit="{message}",
+            description="Runs over their global rate limit, sent again for later."),
     )
     meter.create_observable_gauge(
         "platform.queue.depth", callbacks=[_observe_depth], unit="{message}",
         description="Messages waiting in each queue the worker consumes.")
+    meter.create_observable_gauge(
+        "platform.queue.backlog", callbacks=[_observe_backlog], unit="{task}",
+        description="Work not yet done in each queue the worker consumes: ready + reserved "
+                    "+ running + held delays due soon (the scaling number).")
+    meter.create_observable_gauge(
+        "platform.queue.backlog.parts", callbacks=[_observe_backlog_parts], unit="{task}",
+        description="The backlog's parts by queue: ready, reserved, running, held_due_soon, "
+                    "held_later.")
     if mode == "prometheus":
         _serve_prometheus(address)
 
@@ -142,3 +185,18 @@ def stop() -> None:
 
 def instruments() -> Instruments | None:
     return state.instruments
+
+
+def count_rate_limited(task: Any, wait: float) -> None:
+    """One run over its global rate limit (``worker.rate_limit.listeners``)."""
+    found = state.instruments
+    if found is not None and found.rate_limited is not None:
+        found.rate_limited.add(1, {"task": task.name,
+                                   "plugin": getattr(task, "plugin", "") or ""})
+
+
+def count_stalled_link(broker: str) -> None:
+    """One half-open broker link the worker dropped and reconnected (link_watchdog)."""
+    found = state.instruments
+    if found is not None and found.stalled_links is not None:
+        found.stalled_links.add(1, {"broker": broker})

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from celery.concurrency.prefork import TaskPool
 
-from platform_core.worker import finishing
+from platform_core.worker import finishing, link_watchdog
 
 
 class PreforkPool(TaskPool):  # type: ignore[misc]
     def on_start(self) -> None:
         finishing.install()  # its children finish storing a result before they stop
+        link_watchdog.share_with_children()
         super().on_start()
 
     def on_stop(self) -> None:

@@ -12,7 +12,7 @@ from celery import Task, states
 from celery.exceptions import MaxRetriesExceededError, Retry
 from celery.utils.serialization import UnpickleableExceptionWrapper
 
-from platform_core.worker import finishing
+from platform_core.worker import finishing, link_watchdog
 
 logger = logging.getLogger("platform.tasks")
 
@@ -81,6 +81,7 @@ class ReliableTask(Task):  # type: ignore[misc]
             return super().__call__(*args, **kwargs)
         # Run by the worker, which already pushed this run's request (as Celery's
         # tracer does for tasks without a ``__call__`` of their own).
+        link_watchdog.renew_after_stall(self.app)
         result = self.run(*args, **kwargs) if traced_run is None else \
             traced_run(self, args, kwargs)
         if self.acks_late:
