@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -97,12 +98,17 @@ def test_three_workers_share_one_limit_and_lose_nothing(
     assert str(log) not in output  # deferrals log no arguments
 
 
-def test_a_retry_takes_a_token_again_and_keeps_its_count(
-        platform_env: PlatformEnv, redis_url: str, tmp_path: Path) -> None:
+@pytest.fixture
+def limited(platform_env: PlatformEnv, redis_url: str) -> Any:
+    """The host of a worker (two processes) running the limited plugin."""
     platform_env.plugins.add("lim", LIMITED)
     platform_env.set(PLATFORM_BROKER_URL=redis_url, PLATFORM_PLUGINS="lim")
     platform_env.worker("--plugins", "lim", "-c", "2")
-    host = platform_env.host()
+    return platform_env.host()
+
+
+def test_a_retry_takes_a_token_again_and_keeps_its_count(limited: Any, tmp_path: Path) -> None:
+    host = limited
     log = tmp_path / "runs.log"
     results = [host.app.tasks["lim.retrying"].delay(str(log), n) for n in range(6)]
     assert sorted(r.get(timeout=60) for r in results) == list(range(6))
@@ -111,12 +117,8 @@ def test_a_retry_takes_a_token_again_and_keeps_its_count(
     assert busiest([at for _, at, _, _ in runs], 1.0 - 0.125) <= 4
 
 
-def test_a_countdown_takes_its_token_for_its_eta(
-        platform_env: PlatformEnv, redis_url: str, tmp_path: Path) -> None:
-    platform_env.plugins.add("lim", LIMITED)
-    platform_env.set(PLATFORM_BROKER_URL=redis_url, PLATFORM_PLUGINS="lim")
-    platform_env.worker("--plugins", "lim", "-c", "2")
-    host = platform_env.host()
+def test_a_countdown_takes_its_token_for_its_eta(limited: Any, tmp_path: Path) -> None:
+    host = limited
     log = tmp_path / "runs.log"
     sent = time.time()
     results = [host.app.tasks["lim.hit"].apply_async((str(log), n), countdown=1)
