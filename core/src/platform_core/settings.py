@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     task_time_limit: float = Field(default=1500.0, gt=0, description="Seconds.")
     task_soft_time_limit: float = Field(default=1440.0, gt=0, description="Seconds.")
     beat_lock_timeout: float = Field(default=30.0, ge=1, description="Seconds.")
+    queue_type: Literal["classic", "quorum"] = Field(
+        default="classic", description="RabbitMQ: the type of every queue plugins declare; "
+        "quorum queues are replicated and survive the loss of a node.",
+    )
     stall_timeout: float = Field(
         default=10.0, ge=0, description="Seconds past its due answer a worker waits on a "
         "silent broker link before reconnecting; 0: never.",

@@ -52,8 +52,15 @@ class AppOptions:
     eager: bool = False
 
 
-def _queue(q: Any) -> Queue:
+def _queue(q: Any, queue_type: str = "classic") -> Queue:
     # kombu turns these into x-max-priority / x-message-ttl / x-max-length on AMQP.
+    if queue_type == "quorum":
+        # Durable and replicated; a topic exchange, so countdowns and ETAs go through
+        # Celery's native delayed delivery (it refuses direct exchanges), which quorum
+        # queues need: without global QoS a worker could not hold them unacknowledged.
+        return Queue(q.name, Exchange(q.name, type="topic"), routing_key=q.key, durable=True,
+                     queue_arguments={"x-queue-type": "quorum"},
+                     message_ttl=q.message_ttl, max_length=q.max_length)
     return Queue(
         q.name,
         Exchange(q.name, type="direct"),
@@ -143,7 +150,7 @@ def build_app(settings: Settings, checked: Checked, options: AppOptions | None =
         accept_content=["json"],
         result_accept_content=["json"],
         event_serializer="json",
-        task_queues=[_queue(c.item) for c in registry.queues],
+        task_queues=[_queue(c.item, settings.queue_type) for c in registry.queues],
         task_default_queue=DEFAULT_QUEUE,
         task_default_exchange=DEFAULT_QUEUE,
         task_default_routing_key=DEFAULT_QUEUE,
@@ -158,6 +165,7 @@ def build_app(settings: Settings, checked: Checked, options: AppOptions | None =
     )
     app.conf.update(hardening.app_config(settings, connection))
     app.conf.update(hardening.dead_letter_config(settings))
+    app.conf.platform_queue_type = settings.queue_type
     app.steps["worker"].add(ReleaseDelayed)
     app.steps["worker"].add(ReportLoad)
     app.steps["consumer"].add(LinkWatchdog)

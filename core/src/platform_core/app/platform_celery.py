@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Celery
 
-from platform_core.app import hold
+from platform_core.app import delayed_delivery, hold
 from platform_core.app.arguments import EnqueueChecks
 from platform_core.app.canvas import CanvasRouting
 from platform_core.app.tuning import Tuned
@@ -38,6 +38,7 @@ class PlatformCelery(Celery):  # type: ignore[misc]
         task_id = options.get("task_id")
         if task_id is not None and not isinstance(task_id, str):
             options["task_id"] = str(task_id)  # a UUID would reach the worker as no text
+        delayed_delivery.ensure_topology(self, options)
         return hold.send_task(self, super().send_task, name, args, kwargs, **options)
 
     def send_many(self, name: str, calls: Any, options: Any, *, group: bool = False) -> Any:

@@ -39,6 +39,7 @@ from platform_core.checks import (
     observability,
     plugin_settings,
     policies,
+    queue_type,
     rate_limits,
     signatures,
     store_url,
@@ -111,6 +112,7 @@ def run(settings: Settings, loaded: Loaded, *, eager: bool = False) -> Checked:
         task_policies = policies.check_tasks(registry, retry_policies, problems)
         limits.check(settings, registry, problems)
         rate_limits.check(settings, registry, problems, needs_redis=not eager)
+        queue_type.check(settings, registry, problems)
         for name, errors in culprits(problems).items():
             if name not in excluded:
                 broken.setdefault(name, []).extend(errors)
