@@ -243,6 +243,12 @@ SEAMS: tuple[Seam, ...] = (
     Seam("redis", "redis.connection.ConnectionPool._in_use_connections",
          f"{WK}.link_watchdog", "instance attribute"),
     Seam(AMQP, "amqp.connection.Connection.bytes_recv", f"{WK}.link_watchdog", "attribute"),
+    Seam(KOMBU, "kombu.connection.Connection._transport", f"{WK}.link_watchdog", "attribute"),
+    Seam(KOMBU, "kombu.connection.Connection._connection", f"{WK}.link_watchdog",
+         "attribute"),
+    Seam(CELERY, "celery.app.base.Celery._after_fork", f"{WK}.link_watchdog", "text",
+         ("self._pool = None", "self.__dict__['amqp']._producer_pool = None"),
+         mention="_after_fork"),
     Seam(KOMBU, "kombu.transport.redis.SentinelTransport", f"{RX}.transports", "class"),
     # WAIT after each publish: kombu's _put, with its own key and expiry helpers.
     Seam(KOMBU, f"{REDIS}._put", "platform_core.broker.replication", "text",

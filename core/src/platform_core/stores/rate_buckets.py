@@ -101,5 +101,7 @@ def open_buckets(url: str, master_name: str | None = None) -> RateBuckets:
         if found is None:
             from platform_core.stores.redis_client import redis_client
 
-            found = _buckets[key] = RateBuckets(redis_client(url, master_name))
+            # bounded as the store's client: the worker's main process calls it per message
+            found = _buckets[key] = RateBuckets(redis_client(
+                url, master_name, socket_timeout=10, socket_connect_timeout=5))
         return found

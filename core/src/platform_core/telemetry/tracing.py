@@ -159,12 +159,31 @@ def _record_error(span: trace.Span, exc: BaseException) -> None:
     cls = type(exc)
     described = task_base.describe(exc)
     extra: dict[str, Any] = {}
-    if isinstance(exc, MaxRetriesExceededError):
-        extra = {"exception.message": described, "exception.stacktrace": "".join(
-            traceback.format_exception(cls, None, exc.__traceback__))}
+    if _quotes_arguments(exc):
+        extra = {"exception.message": "" if isinstance(exc, MaxRetriesExceededError) else
+                 str(exc), "exception.stacktrace": _frames_only(exc)}
     span.record_exception(exc, attributes=extra)
     span.set_attribute(attrs.ERROR_TYPE, f"{cls.__module__}.{cls.__qualname__}")
     span.set_status(Status(StatusCode.ERROR, described))
+
+
+def _quotes_arguments(exc: BaseException) -> bool:
+    """Whether ``exc`` or an error in its chain is Celery's ``MaxRetriesExceededError``."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        if isinstance(found, MaxRetriesExceededError):
+            return True
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return False
+
+
+def _frames_only(exc: BaseException) -> str:
+    """The traceback of ``exc`` alone: its frames and its class, no chained messages."""
+    cls = type(exc)
+    return ("Traceback (most recent call last):\n" + "".join(
+        traceback.format_tb(exc.__traceback__)) + f"{cls.__module__}.{cls.__qualname__}\n")
 
 
 def _mark_dead_lettered(span: trace.Span, reason: str) -> None:
@@ -184,6 +203,7 @@ class _Run:
     """The run in progress in this context, for the retries it publishes."""
 
     task_id: str
+    retries: int
     span: trace.Span
     origin: context_api.Context  # where every attempt's publish span hangs
     origin_header: str  # the origin as a traceparent, carried by each retry
@@ -200,12 +220,13 @@ def _origin(request: Any, span: trace.Span, parent: context_api.Context) -> _Run
     if isinstance(raw, str) and raw:
         found = extract({"traceparent": raw})
         if trace.get_current_span(found).get_span_context().is_valid:
-            return _Run(str(request.id), span, found, raw)
+            return _Run(str(request.id), int(request.retries or 0), span, found, raw)
     origin = parent if trace.get_current_span(parent).get_span_context().is_valid else \
         trace.set_span_in_context(span)
     carrier: dict[str, str] = {}
     inject(carrier, context=origin)
-    return _Run(str(request.id), span, origin, carrier.get("traceparent", ""))
+    return _Run(str(request.id), int(request.retries or 0), span, origin,
+                carrier.get("traceparent", ""))
 
 
 def traced_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -296,7 +317,9 @@ class PlatformCeleryInstrumentor(CeleryInstrumentor):
         name = task.name if task is not None else str(sender)
         headers = kwargs.get("headers")
         run = _current_run.get()
-        retry = run is not None and run.task_id == task_id and headers is not None
+        # a retry: the running task's id, one retry more (``replace()`` keeps the id too)
+        retry = run is not None and run.task_id == task_id and headers is not None and \
+            int(headers.get("retries") or 0) > run.retries
         span = _tracer.start_span(
             f"apply_async/{name}", kind=SpanKind.PRODUCER,
             attributes=attrs.publish(name, task_id, task, kwargs, state.queues),

@@ -72,7 +72,13 @@ def renew_after_stall(app: Any) -> None:
 
 
 def _drop_producer_links(app: Any) -> None:
-    app.pool.force_close_all()
+    # As Celery itself does after a fork (``Celery._after_fork``): the next send builds a
+    # new pool. The old connections are not closed here: closing talks to the broker,
+    # over links that may be the frozen ones.
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
 
 
 def _drop_result_store_links(app: Any) -> None:
@@ -89,30 +95,42 @@ class Stall:
 
 def _readable(sock: Any) -> bool:
     """Whether ``sock`` has data (or an end of stream) to read, without reading it."""
+    poller = select.poll()  # not select(): a worker may hold descriptors past 1023
     try:
-        ready, _, _ = select.select([sock], [], [], 0)
+        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
     except (OSError, ValueError):  # closed meanwhile: the loop thread saw it
         return True
-    return bool(ready)
 
 
 def _redis_channels(connection: Any) -> list[Any]:
-    cycle = getattr(connection.transport, "cycle", None)
+    # The private names, never the properties: those would build or connect from here.
+    cycle = getattr(connection._transport, "cycle", None)
     return list(getattr(cycle, "_channels", ()) or ())
 
 
-def redis_stall(connection: Any, stall_timeout: float, now: float) -> Stall | None:
+def redis_stall(connection: Any, stall_timeout: float, now: float,
+                suspects: set[tuple[int, float]]) -> Stall | None:
+    """A pop overdue on two looks in a row: kombu sets the pop and its time one after the
+    other, so one look may pair a new pop with the time of an old one."""
+    seen: set[tuple[int, float]] = set()
+    found = None
     for channel in _redis_channels(connection):
         pending, sent = channel._in_poll, channel._brpop_sent_at
-        if not pending or sent is None:
+        if not pending or sent is None or sent != channel._brpop_sent_at:
             continue
         waited = now - sent
         if waited <= (channel.brpop_timeout or 0) + stall_timeout:
             continue
         sock = getattr(pending, "_sock", None)
-        if sock is not None and not _readable(sock):
-            return Stall(waited, f"a BRPOP with a {channel.brpop_timeout:g} s timeout")
-    return None
+        if sock is None or _readable(sock):
+            continue
+        seen.add((id(pending), sent))
+        if (id(pending), sent) in suspects and found is None:
+            found = Stall(waited, f"a BRPOP with a {channel.brpop_timeout:g} s timeout")
+    suspects.clear()
+    suspects.update(seen)
+    return found
 
 
 def redis_sockets(connection: Any) -> list[Any]:
@@ -139,7 +157,9 @@ class _AmqpClock:
         self.since = 0.0
 
     def stall(self, connection: Any, stall_timeout: float, now: float) -> Stall | None:
-        link = connection.connection
+        link = connection._connection  # not the property, which would connect from here
+        if link is None:
+            return None
         heartbeat = getattr(link, "heartbeat", None) or 0
         if not heartbeat:  # without heartbeats an idle link is silent: nothing to judge
             return None
@@ -147,16 +167,20 @@ class _AmqpClock:
             self.frames, self.since = link.bytes_recv, now
             return None
         waited = now - self.since
-        if waited <= heartbeat + stall_timeout or _readable(link.sock):
+        sock = getattr(link, "sock", None)
+        if waited <= heartbeat + stall_timeout or sock is None or _readable(sock):
             return None
         return Stall(waited, f"a frame (heartbeat {heartbeat:g} s)")
 
 
 def _sockets(connection: Any) -> list[Any]:
     try:
-        if connection.transport.driver_type == "redis":
+        transport = connection._transport
+        if transport is None:
+            return []
+        if transport.driver_type == "redis":
             return redis_sockets(connection)
-        sock = getattr(connection.connection, "sock", None)
+        sock = getattr(connection._connection, "sock", None)
     except Exception:  # noqa: BLE001 - a connection closed meanwhile has nothing to shut
         return []
     return [sock] if sock is not None else []
@@ -185,6 +209,7 @@ class LinkWatchdog(bootsteps.StartStopStep):  # type: ignore[misc]
         self.recoveries = 0
         self.last_recovery: float | None = None
         self._amqp = _AmqpClock()
+        self._suspects: set[tuple[int, float]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._node = str(getattr(c, "hostname", "") or "")
@@ -197,6 +222,7 @@ class LinkWatchdog(bootsteps.StartStopStep):  # type: ignore[misc]
         if transport is None or getattr(transport, "driver_type", "") not in ("redis", "amqp"):
             return
         self._amqp = _AmqpClock()
+        self._suspects = set()
         dispatcher = getattr(c, "event_dispatcher", None)  # worker heartbeats: a link of its own
         self.others = [conn for conn in (getattr(dispatcher, "connection", None),)
                        if conn is not None and conn is not connection]
@@ -232,9 +258,12 @@ class LinkWatchdog(bootsteps.StartStopStep):  # type: ignore[misc]
                 logger.debug("link watchdog: %s: %s", type(exc).__name__, exc)
 
     def check(self, connection: Any, now: float) -> Stall | None:
-        driver = connection.transport.driver_type
+        transport = connection._transport
+        if transport is None:
+            return None
+        driver = transport.driver_type
         if driver == "redis":
-            stall = redis_stall(connection, self.stall_timeout, now)
+            stall = redis_stall(connection, self.stall_timeout, now, self._suspects)
         else:
             stall = self._amqp.stall(connection, self.stall_timeout, now)
         if stall is None or connection is not self.connection:

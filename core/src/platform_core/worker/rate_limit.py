@@ -26,10 +26,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from platform_core import stores
+from platform_core.broker.replication import NotReplicated
 from platform_core.deadletter.letters import queue_of
 from platform_core.stores import rate_buckets
 from platform_core.stores.base import Delayed
-from platform_core.stores.rate_buckets import Rate
+from platform_core.stores.rate_buckets import MICROS, Rate
 from platform_core.stores.records import StoredMessage
 
 logger = logging.getLogger("platform.rate_limits")
@@ -79,7 +80,9 @@ def wrap(handle: Any, task: Any, app: Any, consumer: Any) -> Any:
                                "limit (%s); running it without: %s: %s", task.name,
                                headers.get("id"), describe(rate), type(exc).__name__, exc)
             else:
-                if slot > due and _defer(app, task, message, slot, ack, consumer):
+                # in whole microseconds, as the bucket counts: a free token is for `due`
+                if round(slot * MICROS) > round(due * MICROS) and \
+                        _defer(app, task, message, slot, ack, consumer):
                     wait = slot - now
                     logger.info("Task %s[%s] is over its global rate limit (%s): sent again "
                                 "to run in %.3f s", task.name, headers.get("id"),
@@ -102,7 +105,10 @@ def _defer(app: Any, task: Any, message: Any, slot: float, ack: Any, consumer: A
     task_id = str(stored.headers.get("id"))
     try:
         horizon = app.conf.get("platform_delay_horizon")
-        if horizon is not None and slot - time.time() > horizon:
+        # Quorum queues: a worker cannot hold delayed messages unacknowledged (no global
+        # QoS), so the copy waits in the delay store, released about a second before due.
+        quorum = app.conf.get("platform_queue_type") == "quorum"
+        if horizon is not None and (quorum or slot - time.time() > horizon):
             stores.for_app(app).delays.add(Delayed(id=uuid.uuid4().hex, due=slot,
                                                    task=task.name, task_id=task_id,
                                                    message=stored))
@@ -112,6 +118,9 @@ def _defer(app: Any, task: Any, message: Any, slot: float, ack: Any, consumer: A
             with app.producer_or_acquire() as producer:
                 stored.publish(producer, exchange=stored.exchange,
                                routing_key=stored.routing_key, declare=declare)
+    except NotReplicated as exc:  # queued, only not yet on enough replicas: it is sent
+        logger.warning("Task %s[%s] was sent again for its global rate limit, but %s",
+                       task.name, task_id, exc)
     except Exception as exc:  # noqa: BLE001 - keep the message: run it now instead
         logger.warning("Cannot send task %s[%s] again for its global rate limit; running it "
                        "now: %s: %s", task.name, task_id, type(exc).__name__, exc)
