@@ -52,3 +52,9 @@ def tick() -> None:
 @app.task(name="faults.limited", rate_limit="60/m")
 def limited(key: str) -> str:
     return bodies.stamp(key)
+
+
+@app.task(name="faults.relay")
+def relay(key: str) -> str:
+    record.delay(key)
+    return key

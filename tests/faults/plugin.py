@@ -38,9 +38,16 @@ def limited(key: str) -> str:
     return bodies.stamp(key)
 
 
+@task(name="faults.relay", queue="faults", idempotent=True)
+def relay(key: str) -> str:
+    """Sends ``faults.record`` from the task's own process."""
+    record.delay(key)
+    return key
+
+
 @hookimpl
 def register_tasks(register: Callable[[Any], None]) -> None:
-    for t in (record, slow, suicide, tick, limited):
+    for t in (record, slow, suicide, tick, limited, relay):
         register(t)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from tests.faults import half_open, scenarios
 from tests.faults.harness import MAX_REDELIVERIES, Lab
+from tests.faults.scenarios import _wait_quietly
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -85,12 +86,18 @@ def test_a_half_open_redis_link_is_noticed_and_the_worker_reconnects(lab: Lab) -
         report = lab.env.run("doctor", "--json", "--timeout", "10", timeout=120)
         seen["findings"] = [f for f in json.loads(report.stdout)["findings"]
                             if f["check"] == "broker links"]
+        # pool processes that dropped their links after the stall still send tasks
+        keys = [f"relayed-{n}" for n in range(4)]
+        for key in keys:
+            lab.send("faults.relay", key)
+        seen["relayed"] = _wait_quietly(lambda: all(lab.count(f"done:{k}") for k in keys), 30)
 
     outcome = half_open.redis_half_open(lab, then=ask)
     assert outcome.exactly_once and outcome.serving, outcome.summary()
     assert f"{half_open.TASKS} results stored" in outcome.notes, outcome.summary()
     assert lab.logs().count("Broker link stalled: the redis broker owed a BRPOP") == 1
 
+    assert seen["relayed"], "a task sent from a pool process after the stall never ran"
     link, found = seen["link"], seen["findings"]
     assert link["stalled_link_recoveries"] == 1 and link["stall_timeout"] == 10, link
     assert [(f["severity"], f["culprit"]) for f in found] == [("warning", seen["node"])]
