@@ -161,7 +161,7 @@ def test_no_period_ever_holds_more_tokens_than_the_limit(
     ordered = sorted(slots)
     start = 0
     for end, t in enumerate(ordered):
-        while ordered[start] <= t - period_us:
+        while ordered[start] < t - period_us:  # a closed window: the slack keeps it to count
             start += 1
         assert end - start + 1 <= burst - 1 + count
 
@@ -176,5 +176,5 @@ def test_a_fresh_bucket_grants_its_burst_at_once(burst: int) -> None:
     finally:
         _client.delete(key)
     assert slots[:burst] == [100.0] * burst
-    assert slots[burst:] == [100.5, 101.0]
-    assert 0 < ttl <= 2500 + 1000  # the key goes once its tokens are all back
+    assert slots[burst:] == [100.505, 101.01]  # half a period apart, and the 1% slack
+    assert 0 < ttl <= 2525 + 1000  # the key goes once its tokens are all back (with slack)
