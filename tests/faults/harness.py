@@ -6,6 +6,7 @@ of Redis, started, fed and killed by the same scenario code, so the outcomes com
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -173,7 +174,24 @@ class Lab:
                 os.killpg(process.popen.pid, signal.SIGKILL)
                 process.popen.wait(10)
 
+    def release_results(self) -> None:
+        """Let go of the producer's results while its result store still answers.
+
+        Celery's Redis result backend unsubscribes from a result's channel when the
+        AsyncResult is collected, and retries for seconds to minutes (20 attempts;
+        with Sentinel, a discovery in each) when that Redis is gone: collected later,
+        in whatever test runs next in this process, that blocks the test.
+        """
+        if self._producer is None:
+            return
+        gc.collect()
+        consumer = getattr(self._producer.backend, "result_consumer", None)
+        if consumer is not None:
+            consumer.subscribed_to.clear()
+            consumer.stop()
+
     def close(self) -> None:
+        self.release_results()
         self.env.close()
 
 

@@ -93,7 +93,9 @@ def sentinel_failover(lab: Lab, wait_replicas: int = 0) -> FailoverOutcome:
         return _run(lab, cluster, wait_replicas)
     finally:
         lab.kill_all()
+        lab.release_results()
         cluster.stop()
+
 
 
 def _run(lab: Lab, cluster: SentinelCluster, wait_replicas: int) -> FailoverOutcome:
