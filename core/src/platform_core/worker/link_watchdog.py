@@ -175,12 +175,10 @@ class _AmqpClock:
 
 def _sockets(connection: Any) -> list[Any]:
     try:
-        transport = connection._transport
-        if transport is None:
-            return []
-        if transport.driver_type == "redis":
+        if connection.transport.driver_type == "redis":
             return redis_sockets(connection)
-        sock = getattr(connection._connection, "sock", None)
+        # The property: the worker-heartbeat connection is established through it.
+        sock = getattr(connection.connection, "sock", None)
     except Exception:  # noqa: BLE001 - a connection closed meanwhile has nothing to shut
         return []
     return [sock] if sock is not None else []
