@@ -128,7 +128,7 @@ class SentinelCluster:
         wait_until(promoted, timeout, "the sentinels to promote the replica")
         return time.monotonic() - started
 
-    def restart_as_replica(self, port: int, timeout: float = 30) -> None:
+    def restart_as_replica(self, port: int, timeout: float = 120) -> None:
         """Start the killed master again, empty; the sentinels make it a replica of the
         new master (as when a crashed node comes back)."""
         self._server(port)
